@@ -1,0 +1,44 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// libsrtp2 is built by scripts/bootstrap into .deps/ (static, against OpenSSL).
+let depsLibrary = Context.packageDirectory + "/.deps/lib"
+
+let package = Package(
+    name: "conclave",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "conclave", targets: ["conclave"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // Thin C modules: one per library, module map + umbrella header.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl"),
+        .systemLibrary(name: "CSRTP"),
+        .systemLibrary(name: "CNetlink", pkgConfig: "libnl-genl-3.0"),
+        .systemLibrary(name: "CCap"),
+
+        // Swift wrappers: each imports its C module internally, so no C type leaks.
+        .target(name: "ConclaveCrypto", dependencies: ["COpenSSL"]),
+        .target(
+            name: "ConclaveSRTP", dependencies: ["CSRTP", "COpenSSL"],
+            linkerSettings: [.unsafeFlags(["-L" + depsLibrary])]),
+        .target(
+            name: "ConclaveSystem",
+            dependencies: ["CNetlink", "CCap", .product(name: "SystemPackage", package: "swift-system")]),
+
+        .executableTarget(
+            name: "conclave",
+            dependencies: [
+                "ConclaveCrypto", "ConclaveSRTP", "ConclaveSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .testTarget(name: "ConclaveCryptoTests", dependencies: ["ConclaveCrypto"]),
+        .testTarget(name: "ConclaveSRTPTests", dependencies: ["ConclaveSRTP"]),
+        .testTarget(name: "ConclaveSystemTests", dependencies: ["ConclaveSystem"]),
+    ]
+)

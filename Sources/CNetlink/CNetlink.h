@@ -1,0 +1,9 @@
+#pragma once
+#include <net/if.h>
+#include <netlink/netlink.h>
+#include <netlink/version.h>
+#include <netlink/cache.h>
+#include <netlink/route/link.h>
+#include <netlink/route/addr.h>
+#include <netlink/genl/genl.h>
+#include <netlink/genl/ctrl.h>

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Conclave: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conclave",
+        abstract: "Firmware userland of the Conclave secure conferencing appliance.",
+        version: VersionReport.text(),
+        subcommands: [])
+}
