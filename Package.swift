@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // Thin C modules: one per library, module map + umbrella header.
@@ -22,7 +23,7 @@ let package = Package(
         .systemLibrary(name: "CCap"),
 
         // Swift wrappers: each imports its C module internally, so no C type leaks.
-        .target(name: "ConclaveCrypto", dependencies: ["COpenSSL"]),
+        .target(name: "ConclaveCrypto", dependencies: ["COpenSSL", .product(name: "NIOCore", package: "swift-nio")]),
         .target(
             name: "ConclaveSRTP", dependencies: ["CSRTP", "COpenSSL"],
             linkerSettings: [.unsafeFlags(["-L" + depsLibrary])]),
@@ -30,15 +31,19 @@ let package = Package(
             name: "ConclaveSystem",
             dependencies: ["CNetlink", "CCap", .product(name: "SystemPackage", package: "swift-system")]),
 
+        // Pure codecs: no I/O, no dependencies, fuzzed.
+        .target(name: "ConclaveWire"),
+
         .executableTarget(
             name: "conclave",
             dependencies: [
-                "ConclaveCrypto", "ConclaveSRTP", "ConclaveSystem",
+                "ConclaveCrypto", "ConclaveSRTP", "ConclaveSystem", "ConclaveWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .testTarget(name: "ConclaveCryptoTests", dependencies: ["ConclaveCrypto"]),
         .testTarget(name: "ConclaveSRTPTests", dependencies: ["ConclaveSRTP"]),
         .testTarget(name: "ConclaveSystemTests", dependencies: ["ConclaveSystem"]),
+        .testTarget(name: "ConclaveWireTests", dependencies: ["ConclaveWire"]),
     ]
 )
