@@ -23,7 +23,16 @@ let package = Package(
         .systemLibrary(name: "CCap"),
 
         // Swift wrappers: each imports its C module internally, so no C type leaks.
-        .target(name: "ConclaveCrypto", dependencies: ["COpenSSL", .product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "CConclaveOpenSSLShims"),
+        .target(
+            name: "ConclaveCrypto",
+            dependencies: [
+                "COpenSSL", "CConclaveOpenSSLShims", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
+        .target(
+            name: "ConclavePKI",
+            dependencies: ["ConclaveCrypto", .product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "ConclaveSRTP", dependencies: ["CSRTP", "COpenSSL"],
             linkerSettings: [.unsafeFlags(["-L" + depsLibrary])]),
@@ -34,16 +43,34 @@ let package = Package(
         // Pure codecs: no I/O, no dependencies, fuzzed.
         .target(name: "ConclaveWire"),
 
+        // The media plane: forwarding threads over recvmmsg/sendmmsg, TCP fallback over NIO.
+        .target(name: "CConclaveSocket"),
+        .target(
+            name: "ConclaveRelay",
+            dependencies: [
+                "CConclaveSocket", "ConclaveWire", "ConclaveSRTP", "ConclaveCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
+
         .executableTarget(
             name: "conclave",
             dependencies: [
-                "ConclaveCrypto", "ConclaveSRTP", "ConclaveSystem", "ConclaveWire",
+                "ConclaveCrypto", "ConclaveSRTP", "ConclaveSystem", "ConclaveWire", "ConclaveRelay",
+                "ConclavePKI", .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
-        .testTarget(name: "ConclaveCryptoTests", dependencies: ["ConclaveCrypto"]),
+        .testTarget(
+            name: "ConclaveCryptoTests",
+            dependencies: [
+                "ConclaveCrypto", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
+        .testTarget(name: "ConclavePKITests", dependencies: ["ConclavePKI", "ConclaveCrypto"]),
         .testTarget(name: "ConclaveSRTPTests", dependencies: ["ConclaveSRTP"]),
         .testTarget(name: "ConclaveSystemTests", dependencies: ["ConclaveSystem"]),
         .testTarget(name: "ConclaveWireTests", dependencies: ["ConclaveWire"]),
+        .testTarget(name: "ConclaveRelayTests", dependencies: ["ConclaveRelay", "ConclaveSRTP", "ConclaveWire"]),
     ]
 )

@@ -21,8 +21,10 @@ public enum SRTPLibrary {
 /// An inbound context unprotects what a participant sends; an outbound context protects what
 /// the relay sends to that participant. Each accepts any SSRC (wildcard policy), keeps a
 /// replay window per SSRC, and works in place on a caller's preallocated buffer. A context is
-/// used by one thread at a time: libsrtp2 sessions are not thread-safe.
-public struct SRTPContext: ~Copyable, @unchecked Sendable {
+/// used by one thread at a time: libsrtp2 sessions are not thread-safe. It is a class so a leg
+/// can hold it optionally and hand it from the thread that made it to the relay thread that
+/// owns the leg; `deinit` is the one place the session is freed.
+public final class SRTPContext: @unchecked Sendable {
     public enum Direction: Sendable { case inbound, outbound }
 
     public let profile: SRTPProfile
