@@ -6,5 +6,5 @@ struct Conclave: ParsableCommand {
         commandName: "conclave",
         abstract: "Firmware userland of the Conclave secure conferencing appliance.",
         version: VersionReport.text(),
-        subcommands: [RelayGroupCommand.self, LoadgenCommand.self])
+        subcommands: [RelayGroupCommand.self, LoadgenCommand.self, CertCommand.self, TLSCommand.self])
 }
