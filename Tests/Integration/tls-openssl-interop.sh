@@ -43,8 +43,12 @@ fi
 # conclave tls connect → openssl s_server.
 openssl_leaf "$work" ca peer.test serverAuth "DNS:peer.test"
 port2=$(pick_port)
-sleep 30 | openssl s_server -accept "127.0.0.1:$port2" -cert "$work/peer.test.pem" -key "$work/peer.test.key" \
-  -keymatexport EXPORTER-conclave-test -keymatexportlen 48 >"$work/s_server.log" 2>&1 &
+# s_server's standard input stays open (a FIFO with a writer we own) so it keeps serving.
+mkfifo "$work/s_server.in"
+sleep 60 >"$work/s_server.in" &
+background_pids+=($!)
+openssl s_server -accept "127.0.0.1:$port2" -cert "$work/peer.test.pem" -key "$work/peer.test.key" \
+  -keymatexport EXPORTER-conclave-test -keymatexportlen 48 <"$work/s_server.in" >"$work/s_server.log" 2>&1 &
 background_pids+=($!)
 wait_for_line "$work/s_server.log" "ACCEPT"
 echo "hello s_server" | timeout 20 "$CONCLAVE_BIN" tls connect "127.0.0.1:$port2" --servername peer.test --ca "$work/ca.pem" \
