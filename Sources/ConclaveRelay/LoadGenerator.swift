@@ -30,6 +30,8 @@ public final class LoadGenerator {
         /// Counts what arrives without decrypting it: for benchmarks, where the generator's own
         /// CPU must go to offering load. Loss is still counted; latency and integrity are not.
         public var verify = true
+        /// Seconds between RTCP sender reports of each participant (0: only the warm-up RR).
+        public var rtcpInterval = 1.0
 
         public init(relay: PeerAddress) { self.relay = relay }
     }
@@ -115,6 +117,7 @@ public final class LoadGenerator {
         var lastControl = start
         var attacker: Int32?
         var switchedToTCP = false, switchedToUDP = false
+        var nextTick = start + Self.tick
         while true {
             let now = monotonicSeconds()
             let elapsed = now - start
@@ -130,18 +133,21 @@ public final class LoadGenerator {
             if configuration.attack, attacker == nil, elapsed >= min(0.2, configuration.duration / 4) {
                 attacker = try attack()
             }
-            var work = 0
+            var sent = 0
             for participant in participants {
-                work += try participant.sendDue(
+                sent += try participant.sendDue(
                     elapsed: elapsed, audioRate: configuration.audioPacketsPerSecond,
                     videoRate: configuration.videoPacketsPerSecond, size: configuration.packetSize, batch: batch)
             }
-            if now - lastControl >= 1 {
+            if configuration.rtcpInterval > 0 && now - lastControl >= configuration.rtcpInterval {
                 lastControl = now
                 for participant in participants { try participant.sendControl(senderReport: true, now: now) }
             }
-            work += receiveOnce(counting: true)
-            if work == 0 { usleep(100) }
+            // Packets are paced in 1 ms ticks; until the next one, receive. A generator that is
+            // behind (sent a full batch) only takes what is already queued.
+            let afterSending = monotonicSeconds()
+            if nextTick <= afterSending { nextTick = afterSending + Self.tick }
+            receiveReady(timeout: sent >= batch.capacity ? 0 : nextTick - afterSending, counting: true)
         }
         let sendingTime = monotonicSeconds() - start
         receive(until: monotonicSeconds() + 0.5, counting: true)
@@ -152,34 +158,53 @@ public final class LoadGenerator {
         return finish(sendingTime: sendingTime)
     }
 
+    static let tick = 0.001
+
     // MARK: Receiving
 
     private func receive(until deadline: Double, counting: Bool) {
-        while monotonicSeconds() < deadline {
-            if receiveOnce(counting: counting) == 0 { usleep(200) }
+        while true {
+            let left = deadline - monotonicSeconds()
+            if left <= 0 { return }
+            receiveReady(timeout: min(left, 0.05), counting: counting)
         }
     }
 
-    private func receiveOnce(counting: Bool) -> Int {
-        var total = 0
-        for participant in participants {
-            let count = (try? batch.receive(from: participant.udpSocket)) ?? 0
+    /// Waits up to `timeout` seconds for any participant's socket to be readable (one `poll`
+    /// over all of them), then drains every readable socket.
+    private func receiveReady(timeout: Double, counting: Bool) {
+        var descriptors = pollDescriptors()
+        let ready = poll(&descriptors, nfds_t(descriptors.count), Int32((timeout * 1000).rounded(.up)))
+        guard ready > 0 else { return }
+        for (index, participant) in participants.enumerated() where descriptors[2 * index].revents != 0 {
+            while true {
+                let count = (try? batch.receive(from: participant.udpSocket)) ?? 0
+                let now = monotonicSeconds()
+                if !configuration.verify {
+                    if counting { report.received += UInt64(count) }
+                } else {
+                    for slot in 0..<count {
+                        handle(batch.buffer(slot), length: batch.receivedLength(slot), at: participant, now: now, counting: counting)
+                    }
+                }
+                if count < batch.capacity { break }
+            }
+        }
+        for (index, participant) in participants.enumerated() where descriptors[2 * index + 1].revents != 0 {
             let now = monotonicSeconds()
-            if !configuration.verify {
-                if counting { report.received += UInt64(count) }
-                total += count
-                continue
-            }
-            for slot in 0..<count {
-                handle(batch.buffer(slot), length: batch.receivedLength(slot), at: participant, now: now, counting: counting)
-            }
-            total += count
-            total += participant.receiveTCP { frame, length in
+            _ = participant.receiveTCP { frame, length in
                 handle(frame, length: length, at: participant, now: now, counting: counting)
                 if counting { report.receivedOverTCP += 1 }
             }
         }
-        return total
+    }
+
+    /// Two entries per participant: its UDP socket and its TCP connection (-1, ignored, if none).
+    private func pollDescriptors() -> [pollfd] {
+        participants.flatMap { participant in
+            [pollfd(fd: participant.udpSocket, events: Int16(POLLIN), revents: 0),
+             pollfd(fd: participant.tcpDescriptor, events: Int16(POLLIN), revents: 0)]
+        }
     }
 
     private func handle(_ frame: UnsafeMutableRawPointer, length: Int, at participant: Participant, now: Double, counting: Bool) {

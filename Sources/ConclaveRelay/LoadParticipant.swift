@@ -10,6 +10,7 @@ final class Participant {
     let isFirstOfMeeting: Bool
     let udpSocket: Int32
     private var tcpSocket: Int32 = -1
+    var tcpDescriptor: Int32 { tcpSocket }
     private var tcpPending: [UInt8] = []
     private var sendOverTCP = false
     private let sender: SRTPContext?
@@ -48,7 +49,8 @@ final class Participant {
             senderScrambler = try Scrambler(key: clientToRelay)
             receiverScrambler = try Scrambler(key: relayToClient)
         }
-        audioSSRC = leg.leg &* 2654435761
+        // Random SSRCs (RFC 3550 §8.1): a second run with the same keys is a new stream, not a replay.
+        audioSSRC = UInt32.random(in: 1...UInt32.max)
         videoSSRC = audioSSRC ^ 0x5a5a_5a5a
         udpSocket = try Self.openUDPSocket()
     }
@@ -210,7 +212,7 @@ final class Participant {
             RTCPReportBlock(
                 ssrc: ssrc, fractionLost: 0, cumulativeLost: 0, extendedHighestSequenceNumber: 0, jitter: 0,
                 lastSenderReport: report.compactNTP,
-                delaySinceLastSenderReport: UInt32((now - report.arrival) * 65536))
+                delaySinceLastSenderReport: UInt32(clamping: Int64((now - report.arrival) * 65536)))
         }
         let ntp = UInt64(now * 65536) << 16  // a monotonic stand-in for NTP time: only differences matter
         let packet = senderReport

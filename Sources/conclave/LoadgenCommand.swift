@@ -36,6 +36,7 @@ struct LoadgenRunCommand: ParsableCommand {
     @Option(help: "Seconds after which it moves back to UDP.") var switchToUdp: Double?
     @Flag(help: "Also send a forged packet, a replay and a hijack attempt from a new address.") var attack = false
     @Flag(help: "Count what arrives without decrypting or checking it (benchmarks).") var noVerify = false
+    @Option(help: "Seconds between RTCP sender reports per participant (0: none after the warm-up).") var rtcpInterval = 1.0
     @Flag(help: "Print the report as JSON.") var json = false
     @Flag(help: "Exit 1 unless every packet arrived once, intact, and no attack got through.") var check = false
 
@@ -64,6 +65,7 @@ struct LoadgenRunCommand: ParsableCommand {
         configuration.switchToUDP = switchToUdp
         configuration.attack = attack
         configuration.verify = !noVerify
+        configuration.rtcpInterval = rtcpInterval
         let report = try LoadGenerator(legs: file, configuration: configuration).run()
         if json {
             let encoder = JSONEncoder()
