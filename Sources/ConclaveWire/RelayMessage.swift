@@ -44,17 +44,16 @@ public enum RelayMessage: Equatable, Sendable {
     public enum LegProfile: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case aeadAES128GCM = 0
         case aesCM128HMACSHA1_80 = 1
-        /// AES-128-CTR masking (obfuscation, not security): a 16-byte key and no salt, as no SRTP
-        /// key derivation runs. The masking must build its per-packet counter from the packet.
+        /// AES-128-CTR masking (obfuscation, not security): a 16-byte key and a 14-byte salt that
+        /// builds the per-packet counter block as RFC 3711 §4.1.1 does (docs/legs-file.md).
         case encapsulated = 2
 
         public var keyLength: Int { 16 }
-        /// The SRTP master salt: 12 bytes for GCM (RFC 7714), 14 for AES-CM (RFC 3711).
+        /// The master salt: 12 bytes for GCM (RFC 7714), 14 for AES-CM (RFC 3711) and the masking.
         public var saltLength: Int {
             switch self {
             case .aeadAES128GCM: 12
-            case .aesCM128HMACSHA1_80: 14
-            case .encapsulated: 0
+            case .aesCM128HMACSHA1_80, .encapsulated: 14
             }
         }
 

@@ -141,7 +141,7 @@ import Testing
         #expect(throws: WireError.malformed("a 28-byte key for AES_CM_128_HMAC_SHA1_80, which takes 30")) {
             try decodeOne(addLeg(patching: 18, with: 1))
         }
-        #expect(throws: WireError.malformed("a 28-byte key for encapsulated, which takes 16")) {
+        #expect(throws: WireError.malformed("a 28-byte key for encapsulated, which takes 30")) {
             try decodeOne(addLeg(patching: 18, with: 2))
         }
         let body = RelayMessage.addLeg(Self.leg).encoded().count - 4
