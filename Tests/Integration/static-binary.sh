@@ -3,7 +3,7 @@
 # that holds nothing but the binary.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-./scripts/build-static >/dev/null
+[ -x build/conclave ] || ./scripts/build-static >/dev/null
 file build/conclave | grep -q "statically linked" || { echo "not statically linked: $(file build/conclave)"; exit 1; }
 
 # The root holds the binary and a mount point for procfs: the Swift runtime reads
