@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // Thin C modules: one per library, module map + umbrella header.
@@ -32,13 +33,17 @@ let package = Package(
             ]),
         .target(
             name: "ConclavePKI",
-            dependencies: ["ConclaveCrypto", .product(name: "SystemPackage", package: "swift-system")]),
+            dependencies: ["ConclaveCrypto", "ConclaveSystem", .product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "ConclaveSRTP", dependencies: ["CSRTP", "COpenSSL"],
             linkerSettings: [.unsafeFlags(["-L" + depsLibrary])]),
+        .target(name: "CConclaveSystemShims"),
         .target(
             name: "ConclaveSystem",
-            dependencies: ["CNetlink", "CCap", .product(name: "SystemPackage", package: "swift-system")]),
+            dependencies: [
+                "CNetlink", "CCap", "CConclaveSystemShims", "ConclaveWire",
+                .product(name: "SystemPackage", package: "swift-system"), .product(name: "Logging", package: "swift-log"),
+            ]),
 
         // Pure codecs: no I/O, no dependencies, fuzzed.
         .target(name: "ConclaveWire"),
@@ -48,15 +53,21 @@ let package = Package(
         .target(
             name: "ConclaveRelay",
             dependencies: [
-                "CConclaveSocket", "ConclaveWire", "ConclaveSRTP", "ConclaveCrypto",
-                .product(name: "NIOCore", package: "swift-nio"),
+                "CConclaveSocket", "ConclaveWire", "ConclaveSRTP", "ConclaveCrypto", "ConclaveSystem",
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
+
+        // The control plane: legs and keys for the relay (joins, API and monitoring follow).
+        .target(
+            name: "ConclaveControl",
+            dependencies: ["ConclaveRelay", "ConclaveSystem", "ConclaveWire", .product(name: "Logging", package: "swift-log")]),
 
         .executableTarget(
             name: "conclave",
             dependencies: [
-                "ConclaveCrypto", "ConclaveSRTP", "ConclaveSystem", "ConclaveWire", "ConclaveRelay",
+                "ConclaveCrypto", "ConclaveSRTP", "ConclaveSystem", "ConclaveWire", "ConclaveRelay", "ConclaveControl",
+                .product(name: "Logging", package: "swift-log"),
                 "ConclavePKI", .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -67,7 +78,7 @@ let package = Package(
                 "ConclaveCrypto", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]),
-        .testTarget(name: "ConclavePKITests", dependencies: ["ConclavePKI", "ConclaveCrypto"]),
+        .testTarget(name: "ConclavePKITests", dependencies: ["ConclavePKI", "ConclaveCrypto", "ConclaveSystem"]),
         .testTarget(name: "ConclaveSRTPTests", dependencies: ["ConclaveSRTP"]),
         .testTarget(name: "ConclaveSystemTests", dependencies: ["ConclaveSystem"]),
         .testTarget(name: "ConclaveWireTests", dependencies: ["ConclaveWire"]),

@@ -1,6 +1,7 @@
 public import ConclaveCrypto
 public import FoundationEssentials
 public import SystemPackage
+import ConclaveSystem
 
 /// The certificate in use: key, certificate and the chain as built (anchor last).
 public struct ActiveCertificate: Sendable {

@@ -1,6 +1,7 @@
 public import ConclaveCrypto
 public import FoundationEssentials
 import SystemPackage
+import ConclaveSystem
 
 /// What `conclave cert show` and the console print about a certificate.
 public struct CertificateSummary: Codable, Sendable, Equatable {

@@ -1,4 +1,5 @@
 internal import CConclaveSocket
+import ConclaveSystem
 import ConclaveWire
 import Glibc
 import NIOCore
@@ -37,6 +38,7 @@ public final class Relay: @unchecked Sendable {
 
     public let configuration: Configuration
     private let threads: [RelayThread]
+    public var threadCount: Int { threads.count }
     private let registry = Mutex(Registry())
     private var tcpGroup: MultiThreadedEventLoopGroup?
     private var tcpChannel: Channel?
@@ -49,18 +51,34 @@ public final class Relay: @unchecked Sendable {
     }
 
     /// Binds the UDP sockets (`basePort …`) and the TCP listener, and starts the threads.
-    public init(configuration: Configuration) throws {
-        self.configuration = configuration
-        precondition(configuration.threads > 0)
-        var threads: [RelayThread] = []
-        for index in 0..<configuration.threads {
-            let port = UInt16(Int(configuration.basePort) + index)
-            let socket = try Self.bindUDP(host: configuration.listen, port: port, bufferBytes: configuration.socketBufferBytes)
-            threads.append(try RelayThread(index: index, socket: socket))
+    public convenience init(configuration: Configuration) throws {
+        var sockets: [Int32] = []
+        do {
+            for index in 0..<configuration.threads {
+                let port = UInt16(Int(configuration.basePort) + index)
+                sockets.append(try SocketBinding.udp(configuration.listen, port, bufferBytes: configuration.socketBufferBytes))
+            }
+        } catch {
+            for socket in sockets { close(socket) }
+            throw error
         }
-        self.threads = threads
+        try self.init(configuration: configuration, udpSockets: sockets, tcpListener: nil)
+    }
+
+    /// Serves on sockets bound by someone else (the supervisor): one UDP socket per thread, and
+    /// a listening TCP socket for the fallback (or nil: bind `configuration.tcpPort` if not 0).
+    /// The relay owns the descriptors from here on.
+    public init(configuration: Configuration, udpSockets: [Int32], tcpListener: Int32?) throws {
+        precondition(!udpSockets.isEmpty)
+        self.configuration = configuration
+        threads = try udpSockets.enumerated().map { try RelayThread(index: $0.offset, socket: $0.element) }
         for thread in threads { try thread.start() }
-        if configuration.tcpPort != 0 { try startTCP() }
+        if tcpListener != nil || configuration.tcpPort != 0 { try startTCP(adopting: tcpListener) }
+    }
+
+    /// How many meetings and legs the relay holds.
+    public var counts: (meetings: Int, legs: Int) {
+        registry.withLock { ($0.meetingMode.count, $0.legMeeting.count) }
     }
 
     /// Stops the TCP listener and every thread, and closes the sockets.
@@ -126,6 +144,20 @@ public final class Relay: @unchecked Sendable {
         thread(forMeeting: id).send(.addMeeting(id, mode))
     }
 
+    /// Changes a meeting's mode; only an empty meeting can change (its legs hold keys of one kind).
+    public func editMeeting(_ id: UInt32, mode: MediaMode) throws {
+        if configuration.securityMode == .secured && mode != .srtp {
+            throw RelayError.refusedBySecurityMode(leg: 0)
+        }
+        try registry.withLock { registry throws(RelayError) in
+            guard let existing = registry.meetingMode[id] else { throw .unknownMeeting(id) }
+            guard existing == mode || registry.meetingLegs[id, default: 0] == 0 else { throw .modeMismatch(leg: 0, meeting: id) }
+            registry.meetingMode[id] = mode
+        }
+        thread(forMeeting: id).send(.removeMeeting(id))
+        thread(forMeeting: id).send(.addMeeting(id, mode))
+    }
+
     /// Stops a meeting: its legs are removed at once; other meetings are not touched.
     public func stopMeeting(_ id: UInt32) throws {
         try registry.withLock { registry throws(RelayError) in
@@ -164,7 +196,7 @@ public final class Relay: @unchecked Sendable {
         for thread in threads { thread.send(.tcpClosed(connection)) }
     }
 
-    private func startTCP() throws {
+    private func startTCP(adopting listener: Int32?) throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -179,38 +211,12 @@ public final class Relay: @unchecked Sendable {
                 }
             }
         do {
-            tcpChannel = try bootstrap.bind(host: configuration.listen, port: Int(configuration.tcpPort)).wait()
+            tcpChannel = try (listener.map { bootstrap.withBoundSocket($0) }
+                ?? bootstrap.bind(host: configuration.listen, port: Int(configuration.tcpPort))).wait()
             tcpGroup = group
         } catch {
             try? group.syncShutdownGracefully()
             throw error
         }
-    }
-
-    // MARK: Sockets
-
-    /// A UDP socket bound to `host:port` with large buffers. `SO_RCVBUFFORCE` passes the
-    /// `rmem_max` cap when the process holds CAP_NET_ADMIN; otherwise the plain option is used.
-    static func bindUDP(host: String, port: UInt16, bufferBytes: Int) throws(RelayError) -> Int32 {
-        let address = try PeerAddress(parsing: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
-        let socket = Glibc.socket(Int32(address.family), Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard socket >= 0 else { throw .system("socket", errno) }
-        var size = Int32(clamping: bufferBytes)
-        for (forced, plain) in [(SO_RCVBUFFORCE, SO_RCVBUF), (SO_SNDBUFFORCE, SO_SNDBUF)] {
-            if setsockopt(socket, SOL_SOCKET, forced, &size, 4) != 0 {
-                _ = setsockopt(socket, SOL_SOCKET, plain, &size, 4)
-            }
-        }
-        var storage = sockaddr_in6()
-        let length = withUnsafeMutableBytes(of: &storage) { address.write(to: $0.baseAddress!) }
-        let bound = withUnsafeBytes(of: &storage) {
-            bind(socket, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), length)
-        }
-        guard bound == 0 else {
-            let code = errno
-            close(socket)
-            throw .system("bind \(address)", code)
-        }
-        return socket
     }
 }

@@ -6,5 +6,8 @@ struct Conclave: ParsableCommand {
         commandName: "conclave",
         abstract: "Firmware userland of the Conclave secure conferencing appliance.",
         version: VersionReport.text(),
-        subcommands: [RelayGroupCommand.self, LoadgenCommand.self, CertCommand.self, TLSCommand.self])
+        subcommands: [
+            SuperviseCommand.self, StatusCommand.self, RelayGroupCommand.self, LoadgenCommand.self, CertCommand.self,
+            TLSCommand.self, WorkerCommand.self,
+        ])
 }

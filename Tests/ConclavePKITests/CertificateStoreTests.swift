@@ -1,6 +1,7 @@
 import ConclaveCrypto
 import FoundationEssentials
 import SystemPackage
+import ConclaveSystem
 import Testing
 @testable import ConclavePKI
 #if canImport(Glibc)

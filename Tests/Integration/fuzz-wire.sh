@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-seconds=${FUZZ_SECONDS:-20}
-targets=(MediaFrameHeader RTPHeaderView RTCPCompound RelayMessageDecoder)
+seconds=${FUZZ_SECONDS:-15}
+targets=(MediaFrameHeader RTPHeaderView RTCPCompound RelayMessageDecoder WorkerMessage)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -32,6 +32,8 @@ seed() {
 rtp="b2ef1234deadbeef01020304""0a0a0a0a0b0b0b0b""bede000110aa0000""616263""00000004"
 seed MediaFrameHeader srtp "c1000001""00000007""1122334455667788""$rtp"
 seed MediaFrameHeader keepalive "c1040001""00000007""1122334455667788"
+seed WorkerMessage status "0105""7b7d"
+seed WorkerMessage stop "0103"
 seed RTPHeaderView full "$rtp"
 seed RTPHeaderView minimal "80080001""00000002""00000003"
 seed RTCPCompound sr-sdes-rr-pli \

@@ -9,38 +9,38 @@ import Musl
 
 extension FileDescriptor {
     /// The corresponding C function is `fsync`.
-    func synchronize() throws(Errno) {
+    public func synchronize() throws(Errno) {
         guard fsync(rawValue) == 0 else { throw Errno(rawValue: errno) }
     }
 }
 
 extension FilePath {
     /// The corresponding C function is `rename`: atomic replacement of `target`.
-    func rename(to target: FilePath) throws(Errno) {
+    public func rename(to target: FilePath) throws(Errno) {
         let result = withPlatformString { source in target.withPlatformString { Glibc.rename(source, $0) } }
         guard result == 0 else { throw Errno(rawValue: errno) }
     }
 
     /// The corresponding C function is `unlink`; a missing file is fine.
-    func removeIfPresent() throws(Errno) {
+    public func removeIfPresent() throws(Errno) {
         let result = withPlatformString { unlink($0) }
         guard result == 0 || errno == ENOENT else { throw Errno(rawValue: errno) }
     }
 
     /// The corresponding C function is `mkdir`; an existing directory is fine.
-    func makeDirectory(permissions: FilePermissions = .ownerReadWriteExecute) throws(Errno) {
+    public func makeDirectory(permissions: FilePermissions = .ownerReadWriteExecute) throws(Errno) {
         let result = withPlatformString { mkdir($0, permissions.rawValue) }
         guard result == 0 || errno == EEXIST else { throw Errno(rawValue: errno) }
     }
 
     /// The corresponding C function is `symlink`: creates this path pointing at `target`.
-    func makeSymbolicLink(to target: String) throws(Errno) {
+    public func makeSymbolicLink(to target: String) throws(Errno) {
         let result = withPlatformString { link in symlink(target, link) }
         guard result == 0 else { throw Errno(rawValue: errno) }
     }
 
     /// The corresponding C function is `readlink`; nil when there is no link.
-    func symbolicLinkTarget() throws(Errno) -> String? {
+    public func symbolicLinkTarget() throws(Errno) -> String? {
         var buffer = [CChar](repeating: 0, count: 4096)
         let length = withPlatformString { readlink($0, &buffer, buffer.count - 1) }
         if length < 0 {
@@ -51,13 +51,13 @@ extension FilePath {
     }
 
     /// The corresponding C function is `lstat`.
-    var exists: Bool {
+    public var exists: Bool {
         var status = Glibc.stat()
         return withPlatformString { Glibc.lstat($0, &status) } == 0
     }
 
     /// Permission bits from `stat`, nil when the file is missing.
-    var permissions: FilePermissions? {
+    public var permissions: FilePermissions? {
         var status = Glibc.stat()
         let result: Int32 = withPlatformString { path in statFile(path, &status) }
         guard result == 0 else { return nil }
@@ -65,7 +65,7 @@ extension FilePath {
     }
 
     /// Entry names of a directory (`opendir`/`readdir`), without "." and "..".
-    func directoryEntries() throws(Errno) -> [String] {
+    public func directoryEntries() throws(Errno) -> [String] {
         guard let directory = withPlatformString({ opendir($0) }) else {
             if errno == ENOENT { return [] }
             throw Errno(rawValue: errno)
@@ -82,14 +82,14 @@ extension FilePath {
     }
 
     /// Removes a directory that holds only files (`unlink` each, then `rmdir`); missing is fine.
-    func removeFlatDirectory() throws(Errno) {
+    public func removeFlatDirectory() throws(Errno) {
         for name in try directoryEntries() { try appending(name).removeIfPresent() }
         let result = withPlatformString { rmdir($0) }
         guard result == 0 || errno == ENOENT else { throw Errno(rawValue: errno) }
     }
 
     /// fsync of a directory, which makes renames and creations in it durable.
-    func synchronizeDirectory() throws {
+    public func synchronizeDirectory() throws {
         let directory = try FileDescriptor.open(self, .readOnly, options: .directory)
         try directory.closeAfter { try directory.synchronize() }
     }
@@ -100,9 +100,9 @@ private func statFile(_ path: UnsafePointer<CChar>, _ status: UnsafeMutablePoint
     stat(path, status)
 }
 
-enum Files {
+public enum Files {
     /// The whole content of a file.
-    static func read(_ path: FilePath) throws -> [UInt8] {
+    public static func read(_ path: FilePath) throws -> [UInt8] {
         let file = try FileDescriptor.open(path, .readOnly)
         return try file.closeAfter {
             var bytes: [UInt8] = []
@@ -118,7 +118,7 @@ enum Files {
 
     /// After a power cut, `path` holds either the old bytes or the new ones, never a mix:
     /// temp → fsync → rename → fsync(dir). Secrets get 0600.
-    static func writeAtomically(_ bytes: [UInt8], to path: FilePath, permissions: FilePermissions, faults: FaultInjection = .fromEnvironment) throws {
+    public static func writeAtomically(_ bytes: [UInt8], to path: FilePath, permissions: FilePermissions, faults: FaultInjection = .fromEnvironment) throws {
         let directory = path.removingLastComponent()
         let temporary = directory.appending(".\(path.lastComponent!).new")
         try temporary.removeIfPresent()  // left over from an interrupted write
@@ -145,7 +145,7 @@ public struct FaultInjection: Sendable {
 
     public static let none = FaultInjection(point: nil)
 
-    func reach(_ name: String) {
+    public func reach(_ name: String) {
         guard point == name else { return }
         kill(getpid(), SIGKILL)
     }
