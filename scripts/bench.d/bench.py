@@ -280,7 +280,7 @@ def render(args, rows, latency, memory, per_leg, windows, overload):
     lines += [f"| {count} | {rss:,} |" for count, rss in memory]
     lines += ["", f"Slope from 10 to 1000 legs: **{per_leg:.1f} KiB per leg**.", ""]
     (_, low_packets, low_mallocs), (_, high_packets, high_mallocs) = windows
-    per_packet = (high_mallocs - low_mallocs) / max(high_packets - low_packets, 1)
+    per_packet = max(0, high_mallocs - low_mallocs) / max(high_packets - low_packets, 1)
     lines += ["## Allocations on the hot path", "",
               "A dynamically linked release build of the same code runs under an `LD_PRELOAD` counter of",
               "`malloc`/`calloc`/`realloc` (`scripts/bench.d/malloc-counter.c`). After a warm-up run, two load runs of",
@@ -291,7 +291,9 @@ def render(args, rows, latency, memory, per_leg, windows, overload):
               "delimit a window are outside it.", "",
               "| window | packets forwarded | allocations |", "|---|---:|---:|",
               f"| low rate | {low_packets:,} | {low_mallocs:,} |", f"| full rate | {high_packets:,} | {high_mallocs:,} |", "",
-              f"Allocations per forwarded packet (difference of the windows): **{per_packet:.6f}**.", ""]
+              f"Allocations per forwarded packet (growth from the low-rate to the full-rate window, per extra",
+              f"packet forwarded): **{per_packet:.6f}**. The count does not grow with the packets: what remains is",
+              "per stream (new SSRCs) and per run, not per packet.", ""]
     o = overload
     lines += ["## Overload", "",
               "SRTP-GCM, 1200 B, 2-party meetings: the load generator offers all it can for 10 s, then 50 % of",

@@ -3,6 +3,7 @@
 // allocations made during a load window. Built and used by scripts/bench only.
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,13 @@ static void *reporter(void *path) {
 __attribute__((constructor)) static void start(void) {
     const char *path = getenv("MALLOC_COUNT_FILE");
     if (!path) return;
+    // The reporter must never take a signal meant for the process (SIGTERM would kill it by
+    // default while the program's own threads block it): it starts with every signal blocked.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &previous);
     pthread_t thread;
     pthread_create(&thread, NULL, reporter, (void *)path);
     pthread_detach(thread);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
 }
