@@ -1,11 +1,11 @@
 # Shared helpers for the tls-*.sh and cert-*.sh integration tests (sourced, not run).
-# Builds conclave unless CONCLAVE_BIN points at one, makes a work directory, and kills every
-# background process on exit.
+# Uses the static binary build/conclave (scripts/test builds it first) unless CONCLAVE_BIN points
+# at another, makes a work directory, and kills every background process on exit.
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 if [ -z "${CONCLAVE_BIN:-}" ]; then
-  swift build --product conclave >/dev/null
-  CONCLAVE_BIN="$(swift build --show-bin-path)/conclave"
+  [ -x build/conclave ] || ./scripts/build-static >/dev/null
+  CONCLAVE_BIN="$(pwd)/build/conclave"
 fi
 conclave() { "$CONCLAVE_BIN" "$@"; }
 
