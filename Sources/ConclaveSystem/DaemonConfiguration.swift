@@ -34,13 +34,17 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Meetings and legs loaded by the control worker until joins exist (docs/legs-file.md),
     /// relative to the state directory unless absolute.
     public var legsFile: String?
+    /// Addresses, routes, DNS, host name (docs/network.md), applied by `conclave net apply`.
+    public var network = NetworkConfiguration()
+    /// Overrides of the board's tuning profile (docs/tuning.md).
+    public var tuning = TuningProfile()
 
     public init() {}
 
     /// The keys this schema knows; other modules add theirs here as they land.
     static let knownKeys: Set<String> = [
         "version", "role", "fqdn", "listen", "controlPort", "apiPort", "mediaPort", "mediaTCPPort", "relayThreads",
-        "socketBufferBytes", "securityMode", "controlAccount", "relayAccount", "legsFile",
+        "socketBufferBytes", "securityMode", "controlAccount", "relayAccount", "legsFile", "network", "tuning",
     ]
 
     public static func load(stateDirectory: FilePath) throws(ConfigurationFileError) -> DaemonConfiguration {
@@ -90,6 +94,12 @@ public struct DaemonConfiguration: Sendable, Equatable {
         configuration.controlAccount = try reader.account("controlAccount") ?? configuration.controlAccount
         configuration.relayAccount = try reader.account("relayAccount") ?? configuration.relayAccount
         configuration.legsFile = try reader.string("legsFile")
+        if let network = object["network"], network != .null {
+            configuration.network = try NetworkConfiguration.parse(network, source: source)
+        }
+        if let tuning = object["tuning"], tuning != .null {
+            configuration.tuning = try TuningProfile.parse(tuning, source: source, field: "tuning.")
+        }
         guard Int(configuration.mediaPort) + configuration.relayThreads - 1 <= 65535 else {
             throw .invalid(source, field: "mediaPort", "mediaPort + relayThreads exceeds 65535")
         }
