@@ -1,0 +1,16 @@
+import ArgumentParser
+import ConclaveSystem
+
+struct NetDiffCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff", abstract: "What `net apply` would change (\"change …\" lines), and what the device cannot do (\"note: …\").")
+
+    @OptionGroup var target: NetTargetOptions
+    @OptionGroup var namespace: NetNamespaceOption
+
+    func run() throws {
+        try namespace.enter()
+        let plan = try NetworkPlanner(system: try .kernel()).plan(try target.target())
+        NetOutput.print(plan, changePrefix: "change")
+    }
+}
