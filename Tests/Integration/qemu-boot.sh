@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Boots the qemu-x86_64 image headless (TCG, user-mode networking without forwards) with its
+# serial console on a unix socket, and checks through the console:
+#   boot 1: the slot selector picks slot A and spends a try (A_left=2), init runs rcS and
+#           `conclave supervise`, `conclave status` shows both workers under their own uids
+#           with no capabilities, the health check marks slot A good again (A_left=3);
+#           then slot A is marked bad and the guest powers off cleanly;
+#   boot 2: the selector falls back to slot B; then B is marked bad too;
+#   boot 3: no slot left → the selector's rescue shell.
+# Also: the data partition is clean after the clean power-offs (e2fsck -fn).
+# Bounded: every wait has a timeout, the whole driver runs under `timeout`, QEMU is killed
+# on exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+./scripts/build-image --board qemu-x86_64 >/dev/null
+image=build/qemu-x86_64
+work=$(mktemp -d)
+cleanup() {
+  [ -f "$work/qemu.pid" ] && kill -9 "$(cat "$work/qemu.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cp --sparse=always "$image/disk.img" "$work/disk.img"
+# shellcheck source=/dev/null
+. board/qemu-x86_64/qemu.conf
+
+export QEMU_SYSTEM QEMU_ARGS QEMU_DISK_DEVICE QEMU_NIC_DEVICE WORK=$work IMAGE=$image
+timeout 300 python3 - <<'PYTHON'
+import os, re, select, shlex, socket, subprocess, sys, time
+
+work, image = os.environ["WORK"], os.environ["IMAGE"]
+PROMPT = "conclave# "
+
+class Console:
+    """The guest's serial line over a unix socket: a minimal expect (stdlib only)."""
+    def __init__(self, path):
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        self.buffer = ""
+        self.transcript = ""
+
+    def expect(self, pattern, timeout=60):
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            match = regex.search(self.buffer)
+            if match:
+                before = self.buffer[:match.start()]
+                self.buffer = self.buffer[match.end():]
+                return match, before
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out after %d s waiting for %r; last output:\n%s"
+                                   % (timeout, pattern, self.buffer[-2000:]))
+            ready, _, _ = select.select([self.sock], [], [], min(left, 1))
+            if ready:
+                data = self.sock.recv(65536)
+                if not data:
+                    raise EOFError("console closed while waiting for %r; last output:\n%s" % (pattern, self.buffer[-2000:]))
+                text = data.decode("utf-8", "replace")
+                self.transcript += text
+                self.buffer += re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "")
+
+    def send(self, line):
+        self.sock.sendall((line + "\n").encode())
+
+    counter = 0
+    def run(self, command, timeout=30):
+        """Runs command in the guest shell; returns (exit status, output)."""
+        Console.counter += 1
+        tag = "__END%d__" % Console.counter
+        self.send("%s; echo %s$?" % (command, tag))  # the echo shows '$?' literally
+        match, before = self.expect(re.escape(tag) + r"(\d+)\n", timeout)
+        self.expect(re.escape(PROMPT), timeout)
+        output = before[before.find("\n", before.find(tag + "$?")) + 1:]
+        return int(match.group(1)), output
+
+def check(condition, what, detail=""):
+    if not condition:
+        print("FAIL: %s\n%s" % (what, detail))
+        sys.exit(1)
+    print("ok: " + what)
+
+def boot(number):
+    sock = os.path.join(work, "ttyS0-%d.sock" % number)
+    log = os.path.join(work, "serial-%d.log" % number)
+    command = [os.environ["QEMU_SYSTEM"], *shlex.split(os.environ["QEMU_ARGS"]),
+               "-kernel", image + "/kernel", "-initrd", image + "/initramfs.cpio.gz",
+               "-append", open(image + "/cmdline").read().strip(),
+               "-drive", "if=none,id=disk0,file=%s/disk.img,format=raw" % work,
+               "-device", os.environ["QEMU_DISK_DEVICE"] + ",drive=disk0",
+               "-netdev", "user,id=net0", "-device", os.environ["QEMU_NIC_DEVICE"] + ",netdev=net0",
+               "-chardev", "socket,id=ser0,path=%s,server=on,wait=on,logfile=%s" % (sock, log),
+               "-serial", "chardev:ser0", "-monitor", "none", "-no-reboot",
+               "-pidfile", os.path.join(work, "qemu.pid")]
+    started = time.monotonic()
+    qemu = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                            stdout=open(os.path.join(work, "qemu-%d.log" % number), "w"), stderr=subprocess.STDOUT)
+    return qemu, Console(sock), started
+
+def shell_ready(console):
+    console.expect(re.escape(PROMPT), 30)
+    console.send("stty cols 4096 rows 50")  # busybox ash wraps at 80 columns otherwise
+    console.expect(re.escape(PROMPT), 10)
+
+def power_off(qemu, console):
+    console.send("poweroff")
+    try:
+        console.expect(r"rcK: conclave stopped\n", 30)
+        qemu.wait(30)
+    finally:
+        if qemu.poll() is None:
+            qemu.kill()
+            qemu.wait()
+
+qemu = None
+try:
+    # Boot 1: slot A.
+    qemu, console, started = boot(1)
+    match, _ = console.expect(r"ab-init: slot=(\S+) order='([^']*)' A_left=(\d+) B_left=(\d+)\n", 90)
+    check(match.group(1) == "A" and match.group(3) == "2" and match.group(4) == "3",
+          "boot 1: the slot selector picked slot A and spent one try (%s)" % match.group(0).strip())
+    match, _ = console.expect(r"BOOT-DONE uptime=([0-9.]+) slot=(\S+)\n", 60)
+    check(match.group(2) == "A", "boot 1: rcS ran on slot A (guest uptime %s s)" % match.group(1))
+    shell_ready(console)
+    print("boot to console shell: %.1f s from QEMU start" % (time.monotonic() - started))
+    status = ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rc, status = console.run("conclave status")
+        if rc == 0 and re.search(r"^relay: pid", status, re.M) and re.search(r"^control: pid", status, re.M):
+            break
+        time.sleep(1)
+    print("daemon up: %.1f s from QEMU start" % (time.monotonic() - started))
+    relay = re.search(r"^relay: pid \d+, uid (\d+), CapEff (\w+), CapPrm (\w+), CapBnd (\w+), NoNewPrivs (\d)", status, re.M)
+    control = re.search(r"^control: pid \d+, uid (\d+), CapEff (\w+), CapPrm (\w+), CapBnd (\w+), NoNewPrivs (\d)", status, re.M)
+    check(relay and relay.groups() == ("991", "0", "0", "0", "1"),
+          "boot 1: init started conclave supervise; relay worker uid 991 (conclave-media), no capabilities", status)
+    check(control and control.groups() == ("990", "0", "0", "0", "1"),
+          "boot 1: control worker uid 990 (conclave), no capabilities", status)
+    console.expect(r"rcS: slot A healthy .*marked good", 60)
+    rc, state = console.run("cat /data/bootstate")
+    check(rc == 0 and "BOOT_A_LEFT=3" in state, "boot 1: health check marked slot A good (tries back to 3)", state)
+    rc, mounts = console.run("cat /proc/mounts")
+    check(re.search(r"^overlay / overlay ", mounts, re.M) and re.search(r"^\S+ /data ext4 rw", mounts, re.M)
+          and re.search(r"^\S+ /run/rootfs.ro squashfs ro", mounts, re.M),
+          "boot 1: / is a tmpfs overlay over the slot's squashfs, /data the ext4 data partition", mounts)
+    rc, out = console.run("/usr/libexec/conclave/bootstate set-state A bad && cat /data/bootstate")
+    check(rc == 0 and "BOOT_A_LEFT=0" in out, "boot 1: slot A marked bad", out)
+    power_off(qemu, console)
+    check(qemu.returncode == 0, "boot 1: clean power-off (daemon stopped by rcK)")
+
+    # Boot 2: fallback to slot B.
+    qemu, console, started = boot(2)
+    match, _ = console.expect(r"ab-init: slot=(\S+) order='([^']*)' A_left=(\d+) B_left=(\d+)\n", 90)
+    check(match.group(1) == "B" and match.group(3) == "0" and match.group(4) == "2",
+          "boot 2: slot A has no tries left, the selector fell back to slot B (%s)" % match.group(0).strip())
+    match, _ = console.expect(r"BOOT-DONE uptime=([0-9.]+) slot=(\S+)\n", 60)
+    check(match.group(2) == "B", "boot 2: rcS ran on slot B")
+    shell_ready(console)
+    console.expect(r"rcS: slot B healthy .*marked good", 90)
+    rc, out = console.run("/usr/libexec/conclave/bootstate set-state B bad && cat /data/bootstate")
+    check(rc == 0 and "BOOT_B_LEFT=0" in out and "BOOT_A_LEFT=0" in out, "boot 2: slot B marked bad too", out)
+    power_off(qemu, console)
+    check(qemu.returncode == 0, "boot 2: clean power-off")
+    fsck = subprocess.run(["bash", "-c", 'read -r _ offset bytes < <(grep "^data " "$IMAGE/partitions") && '
+                           'dd if="$WORK/disk.img" of="$WORK/data.img" bs=1M skip="$offset" count="$bytes" '
+                           'iflag=skip_bytes,count_bytes status=none && e2fsck -fn "$WORK/data.img"'],
+                          capture_output=True, text=True)
+    check(fsck.returncode == 0, "boot 2: the data partition is clean after two boots and power-offs",
+          fsck.stdout + fsck.stderr)
+
+    # Boot 3: nothing bootable → rescue shell.
+    qemu, console, started = boot(3)
+    match, _ = console.expect(r"ab-init: RESCUE: (.*)\n", 90)
+    check("no bootable slot" in match.group(1), "boot 3: no slot left → rescue shell (%s)" % match.group(1))
+    console.send("echo rescue-$((6*7))")
+    console.expect(r"rescue-42\n", 20)
+    check(True, "boot 3: the rescue shell answers on the console")
+    qemu.kill(); qemu.wait()
+except (TimeoutError, EOFError) as error:
+    print("FAIL: %s" % error)
+    sys.exit(1)
+finally:
+    if qemu is not None and qemu.poll() is None:
+        qemu.kill()
+        qemu.wait()
+PYTHON
