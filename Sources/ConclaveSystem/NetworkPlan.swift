@@ -242,7 +242,10 @@ public struct NetworkPlanner {
     /// ethtool's short names ("gro") and the kernel's feature names they stand for.
     static let featureAliases: [String: [String]] = [
         "gro": ["rx-gro"], "gso": ["tx-generic-segmentation"], "lro": ["rx-lro"], "sg": ["tx-scatter-gather"],
-        "tso": ["tx-tcp-segmentation", "tx-tcp-ecn-segmentation", "tx-tcp-mangleid-segmentation", "tx-tcp6-segmentation"],
+        "tso": [
+            "tx-tcp-segmentation", "tx-tcp-ecn-segmentation", "tx-tcp-mangleid-segmentation", "tx-tcp6-segmentation",
+            "tx-tcp-accecn-segmentation",  // kernel 6.18
+        ],
         "rx": ["rx-checksum"], "tx": ["tx-checksum-ipv4", "tx-checksum-ip-generic", "tx-checksum-ipv6"],
         "rxhash": ["rx-hashing"], "rxvlan": ["rx-vlan-hw-parse"], "txvlan": ["tx-vlan-hw-insert"], "ntuple": ["rx-ntuple-filter"],
         "gro-hw": ["rx-gro-hw"], "gro-list": ["rx-gro-list"], "udp-gro-forwarding": ["rx-udp-gro-forwarding"],
