@@ -13,6 +13,9 @@ public struct NetworkApplier {
     }
 
     public func apply(_ plan: NetworkPlan, progress: (NetworkChange) -> Void = { _ in }) throws(NetworkApplyError) -> Outcome {
+        if let failure = plan.failures.first {
+            throw NetworkApplyError(setting: failure.setting, wanted: "", reason: failure.message, rolledBack: [], rollbackFailures: [])
+        }
         var outcome = Outcome(notes: plan.notes)
         for change in plan.changes {
             do {
@@ -92,7 +95,7 @@ public struct NetworkApplyError: Error, CustomStringConvertible {
     public let rollbackFailures: [String]
 
     public var description: String {
-        var text = "\(setting) → \(wanted) failed: \(reason)"
+        var text = wanted.isEmpty ? "\(setting): \(reason)" : "\(setting) → \(wanted) failed: \(reason)"
         text += rolledBack.isEmpty ? "; nothing else had changed" : "; rolled back: \(rolledBack.joined(separator: ", "))"
         if !rollbackFailures.isEmpty { text += "; ROLLBACK FAILED for: \(rollbackFailures.joined(separator: "; "))" }
         return text

@@ -60,6 +60,9 @@ public struct NetworkNote: Sendable, Equatable, CustomStringConvertible {
 public struct NetworkPlan: Sendable, Equatable {
     public var changes: [NetworkChange] = []
     public var notes: [NetworkNote] = []
+    /// What the device cannot do although the profile lists it as `required`: apply refuses
+    /// the whole plan before changing anything.
+    public var failures: [NetworkNote] = []
     public init() {}
 }
 
@@ -80,7 +83,11 @@ public struct NetworkPlanner {
             plan.notes.append(NetworkNote(setting: name, message: "no such interface here; its settings are skipped"))
         }
         for link in links {
-            if let tuning = target.tuning.settings(forLink: link.name) { try planTuning(tuning, for: link, into: &plan) }
+            if let tuning = target.tuning.settings(forLink: link.name) {
+                let first = plan.notes.count
+                try planTuning(tuning, for: link, into: &plan)
+                Self.escalate(notesFrom: first, required: tuning.required, in: &plan)
+            }
             if let interface = target.network.interfaces[link.name] { planInterface(interface, for: link, routes: routes, into: &plan) }
         }
         for (name, value) in target.tuning.sysctl.sorted(by: { $0.key < $1.key }) {
@@ -107,6 +114,26 @@ public struct NetworkPlanner {
             }
         }
         return plan
+    }
+
+    /// Moves the notes about settings the profile marks `required` ("rings", "rps_cpus" …) to
+    /// the plan's failures. A note's setting reads "LINK WHAT …" or "LINK QUEUE FILE".
+    static func escalate(notesFrom first: Int, required: Set<String>, in plan: inout NetworkPlan) {
+        guard !required.isEmpty else { return }
+        var kept = Array(plan.notes[..<first])
+        for note in plan.notes[first...] {
+            let words = note.setting.split(separator: " ").map(String.init)
+            var key = words.count > 1 ? words[1] : ""
+            if key == "feature" { key = "features" }
+            if (key.hasPrefix("rx-") || key.hasPrefix("tx-")) && words.count > 2 { key = words[2] }
+            if required.contains(key) {
+                let reason = note.message.hasSuffix("; skipped") ? String(note.message.dropLast("; skipped".count)) : note.message
+                plan.failures.append(NetworkNote(setting: note.setting, message: reason + ", and the profile requires it"))
+            } else {
+                kept.append(note)
+            }
+        }
+        plan.notes = kept
     }
 
     static func resolvConf(nameservers: [String], search: [String]) -> String {

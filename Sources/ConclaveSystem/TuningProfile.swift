@@ -39,6 +39,10 @@ public struct TuningProfile: Sendable, Equatable {
         public var xpsCPUs: String?
         /// Per receive queue `rps_flow_cnt` (receive flow steering; pairs with rps_sock_flow_entries).
         public var rpsFlowCount: UInt32?
+        /// Keys the device must be able to do ("rings", "channels", "coalesce", "features",
+        /// "rps_cpus", "xps_cpus", "rps_flow_cnt"): when it cannot, apply refuses the whole
+        /// profile instead of skipping the setting with a note.
+        public var required: Set<String> = []
 
         public init() {}
 
@@ -55,6 +59,7 @@ public struct TuningProfile: Sendable, Equatable {
             result.rpsCPUs = rpsCPUs ?? base.rpsCPUs
             result.xpsCPUs = xpsCPUs ?? base.xpsCPUs
             result.rpsFlowCount = rpsFlowCount ?? base.rpsFlowCount
+            result.required = base.required.union(required)
             return result
         }
     }
@@ -130,8 +135,11 @@ public struct TuningProfile: Sendable, Equatable {
     }
 
     static let linkKeys: Set<String> = [
-        "mtu", "txqueuelen", "qdisc", "rings", "coalesce", "channels", "features", "rps_cpus", "xps_cpus", "rps_flow_cnt",
+        "mtu", "txqueuelen", "qdisc", "rings", "coalesce", "channels", "features", "rps_cpus", "xps_cpus", "rps_flow_cnt", "required",
     ]
+
+    /// The settings a device may lack, which `required` can insist on.
+    static let requirableKeys: Set<String> = ["rings", "coalesce", "channels", "features", "rps_cpus", "xps_cpus", "rps_flow_cnt"]
 
     private static func parseLink(_ value: JSONValue, reader: JSONFieldReader, field prefix: String) throws(ConfigurationFileError)
         -> LinkTuning
@@ -174,6 +182,12 @@ public struct TuningProfile: Sendable, Equatable {
             link[keyPath: path] = mask
         }
         link.rpsFlowCount = try reader.integer(object["rps_flow_cnt"], field: prefix + "rps_flow_cnt", in: 0...(1 << 30)).map(UInt32.init)
+        for (index, key) in try reader.strings(object["required"], field: prefix + "required").enumerated() {
+            guard requirableKeys.contains(key) else {
+                throw .invalid(reader.source, field: "\(prefix)required[\(index)]", "expected one of \(requirableKeys.sorted().joined(separator: ", "))")
+            }
+            link.required.insert(key)
+        }
         return link
     }
 

@@ -43,5 +43,6 @@ enum NetOutput {
     static func print(_ plan: NetworkPlan, changePrefix: String) {
         for change in plan.changes { CommandOutput.line("\(changePrefix) \(change)") }
         for note in plan.notes { CommandOutput.line("note: \(note)") }
+        for failure in plan.failures { CommandOutput.line("cannot: \(failure)") }
     }
 }

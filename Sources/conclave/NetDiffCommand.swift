@@ -3,7 +3,7 @@ import ConclaveSystem
 
 struct NetDiffCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "diff", abstract: "What `net apply` would change (\"change …\" lines), and what the device cannot do (\"note: …\").")
+        commandName: "diff", abstract: "What `net apply` would change (\"change …\"), what it skips (\"note: …\") and what it would refuse (\"cannot: …\").")
 
     @OptionGroup var target: NetTargetOptions
     @OptionGroup var namespace: NetNamespaceOption

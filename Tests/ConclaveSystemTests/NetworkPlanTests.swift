@@ -134,4 +134,46 @@ import Testing
         #expect(plan.changes.map(\.description) == ["route default: default via 192.0.2.2 dev eth0 → default via 192.0.2.1 dev eth0"])
         #expect(plan.changes[0].undo == .replaceRoute(old))
     }
+
+    @Test func queueMasksGoToTheQueuesThatExistAfterAChannelChange() throws {
+        final class QueueKernel: FakeKernel {
+            override func setChannels(link: String, _ values: [String: UInt32]) throws {
+                try super.setChannels(link: link, values)
+                // As veth does: the queue directories follow the channel count.
+                let count = Int(values["rx"] ?? 1)
+                for queue in 0..<2 where queue >= count { files["/sys/class/net/\(link)/queues/rx-\(queue)/rps_cpus"] = nil }
+            }
+        }
+        let kernel = QueueKernel()
+        kernel.add(link: "veth0", index: 3)
+        kernel.channelParameters["veth0"] = ChannelParameters(current: ["rx": 2], maximum: ["rx": 2])
+        kernel.files["/sys/class/net/veth0/queues/rx-0/rps_cpus"] = "0"
+        kernel.files["/sys/class/net/veth0/queues/rx-1/rps_cpus"] = "0"
+        kernel.files["/sys/devices/system/cpu/online"] = "0-1"
+        let profile = try Self.profile(#"{"links": {"veth0": {"channels": {"rx": 1}, "rps_cpus": "ff"}}}"#)
+        let outcome = try NetworkApplier(system: kernel.system).apply(try NetworkPlanner(system: kernel.system).plan(NetworkTarget(tuning: profile)))
+        #expect(outcome.applied.map(\.description) == ["veth0 channels: rx 2 → rx 1", "veth0 rps_cpus (2 queues): 0 → 3"])
+        #expect(kernel.files["/sys/class/net/veth0/queues/rx-0/rps_cpus"] == "3")  // "ff" restricted to CPUs 0-1
+        #expect(try NetworkPlanner(system: kernel.system).plan(NetworkTarget(tuning: profile)).changes.isEmpty)
+    }
+}
+
+@Suite struct RequiredSettingsTests {
+    @Test func requiredSettingTheDeviceLacksRefusesTheWholeProfile() throws {
+        let kernel = NetworkPlanTests.kernel()
+        let profile = try NetworkPlanTests.profile(#"{"links": {"veth0": {"txqueuelen": 2500, "rings": {"rx": 4096}, "required": ["rings"]}}}"#)
+        let plan = try NetworkPlanner(system: kernel.system).plan(NetworkTarget(tuning: profile))
+        #expect(plan.failures.map(\.description) == ["veth0 rings: not supported by this device, and the profile requires it"])
+        #expect(plan.notes.isEmpty)
+        #expect(throws: NetworkApplyError.self) { try NetworkApplier(system: kernel.system).apply(plan) }
+        #expect(kernel.link("veth0").txqueuelen == 1000)  // nothing was changed
+        #expect(kernel.calls.isEmpty)
+    }
+
+    @Test func requiredNamesOnlyKnownKeys() {
+        #expect(throws: ConfigurationFileError.invalid("p", field: "links.eth0.required[0]",
+            "expected one of channels, coalesce, features, rings, rps_cpus, rps_flow_cnt, xps_cpus")) {
+            try TuningProfile.parse(Array(#"{"links": {"eth0": {"required": ["mtu"]}}}"#.utf8), source: "p")
+        }
+    }
 }

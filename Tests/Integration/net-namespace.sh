@@ -2,8 +2,9 @@
 # `conclave net` on a veth pair in a network namespace of the test's own: apply sets MTU,
 # txqueuelen, addresses, routes, root qdisc, channels, features, RPS/XPS masks and the
 # namespace's own sysctls, checked independently with ip -j, tc -j, ethtool and /sys; rings
-# and coalescing on veth are reported as not supported; diff after apply is empty and a second
-# apply changes nothing; MTU 100000 fails, names the setting and leaves the link as it was;
+# and coalescing on veth are reported as not supported (or refuse the profile when it requires
+# them); diff after apply is empty and a second apply changes nothing; MTU 100000 fails, names
+# the setting and leaves the link as it was;
 # dhcp-event with a recorded udhcpc environment configures address, route and DNS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -137,6 +138,17 @@ grep -q "rolled back: va0 txqueuelen" "$work/bad.out" || { cat "$work/bad.out"; 
 in_ns ip -j link show dev va0 | python3 -c 'import json,sys; l=json.load(sys.stdin)[0]; assert (l["mtu"], l["txqlen"]) == (9000, 2500), l' \
   || fail "the link changed after a failed apply"
 echo "MTU 100000: $(grep 'failed' "$work/bad.out")"
+
+# --- a setting the profile requires and veth lacks refuses the whole profile --------------------
+cat >"$work/required.json" <<'EOF'
+{"links": {"va0": {"txqueuelen": 3000, "rings": {"rx": 1024}, "required": ["rings"]}}}
+EOF
+if net apply --netns "$namespace" --profile "$work/required.json" --state "$work/state" --resolv-conf "$work/resolv.conf" >"$work/required.out" 2>&1; then
+  cat "$work/required.out"; fail "a required setting the device lacks was accepted"
+fi
+grep -q "va0 rings: not supported by this device, and the profile requires it" "$work/required.out" || { cat "$work/required.out"; fail "required: message"; }
+[ "$(in_ns cat /sys/class/net/va0/tx_queue_len)" = 2500 ] || fail "a refused profile changed txqueuelen"
+echo "required rings on veth: $(cat "$work/required.out")"
 
 # --- show --------------------------------------------------------------------------------------
 net show --netns "$namespace" --json >"$work/show.json"
