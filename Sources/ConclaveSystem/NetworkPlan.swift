@@ -67,8 +67,8 @@ public struct NetworkPlan: Sendable, Equatable {
 }
 
 /// Compares what the kernel reports with the target and lists the changes, in the order they
-/// are applied: link state and sizes, qdisc, queues, rings, coalescing, offloads, packet
-/// steering, addresses, routes, sysctls, DNS, host name. It only reads.
+/// are applied: sysctls, then per link sizes, qdisc, queues, rings, coalescing, offloads,
+/// packet steering, state, addresses, routes; then DNS and host name. It only reads.
 public struct NetworkPlanner {
     let system: NetworkSystem
 
@@ -82,14 +82,8 @@ public struct NetworkPlanner {
         for name in Set(target.tuning.links.keys).union(target.network.interfaces.keys).sorted() where name != "*" && !present.contains(name) {
             plan.notes.append(NetworkNote(setting: name, message: "no such interface here; its settings are skipped"))
         }
-        for link in links {
-            if let tuning = target.tuning.settings(forLink: link.name) {
-                let first = plan.notes.count
-                try planTuning(tuning, for: link, into: &plan)
-                Self.escalate(notesFrom: first, required: tuning.required, in: &plan)
-            }
-            if let interface = target.network.interfaces[link.name] { planInterface(interface, for: link, routes: routes, into: &plan) }
-        }
+        // Sysctls first: net.core.default_qdisc must be set before a link comes up, so that the
+        // per-queue children of a multi-queue NIC's mq are created with it.
         for (name, value) in target.tuning.sysctl.sorted(by: { $0.key < $1.key }) {
             let path = Sysctl.path(name)
             guard let current = try? system.files.read(path) else {
@@ -101,6 +95,14 @@ public struct NetworkPlanner {
             plan.changes.append(NetworkChange(
                 setting: "sysctl \(name)", old: Sysctl.normalized(current), new: Sysctl.normalized(value),
                 action: .files([FileWrite(path: path, value: value)]), undo: .files([FileWrite(path: path, value: current)])))
+        }
+        for link in links {
+            if let tuning = target.tuning.settings(forLink: link.name) {
+                let first = plan.notes.count
+                try planTuning(tuning, for: link, into: &plan)
+                Self.escalate(notesFrom: first, required: tuning.required, in: &plan)
+            }
+            if let interface = target.network.interfaces[link.name] { planInterface(interface, for: link, routes: routes, into: &plan) }
         }
         if !target.network.dns.isEmpty {
             let contents = Self.resolvConf(nameservers: target.network.dns.map(\.address), search: target.network.search)

@@ -81,17 +81,17 @@ import Testing
         let kernel = Self.kernel()
         let profile = try Self.profile(#"{"links": {"veth0": {"txqueuelen": 2500, "mtu": 100000}}, "sysctl": {"net.core.somaxconn": "8192"}}"#)
         let plan = try NetworkPlanner(system: kernel.system).plan(NetworkTarget(tuning: profile))
-        #expect(plan.changes.map(\.setting) == ["veth0 txqueuelen", "veth0 mtu", "sysctl net.core.somaxconn"])
+        #expect(plan.changes.map(\.setting) == ["sysctl net.core.somaxconn", "veth0 txqueuelen", "veth0 mtu"])
         #expect {
             _ = try NetworkApplier(system: kernel.system).apply(plan)
         } throws: { error in
             let error = error as! NetworkApplyError
-            return error.setting == "veth0 mtu" && error.wanted == "100000" && error.rolledBack == ["veth0 txqueuelen"]
-                && error.rollbackFailures.isEmpty
+            return error.setting == "veth0 mtu" && error.wanted == "100000"
+                && error.rolledBack == ["veth0 txqueuelen", "sysctl net.core.somaxconn"] && error.rollbackFailures.isEmpty
         }
         #expect(kernel.link("veth0").txqueuelen == 1000)
         #expect(kernel.link("veth0").mtu == 1500)
-        #expect(kernel.files["/proc/sys/net/core/somaxconn"] == "4096")  // never reached
+        #expect(kernel.files["/proc/sys/net/core/somaxconn"] == "4096")  // written, then put back
     }
 
     @Test func unsupportedAtSetTimeIsANoteNotAFailure() throws {
