@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Boots the qemu-x86_64 image headless (TCG, user-mode networking without forwards) with its
 # serial console on a unix socket, and checks through the console:
-#   boot 1: the slot selector picks slot A and spends a try (A_left=2), init runs rcS and
+#   boot 0: the slot selector picks slot A and spends a try (A_left=2); QEMU is killed (a power
+#           cut) once rcS is done, before the health check;
+#   boot 1: slot A again with one try fewer (A_left=1), init runs rcS and
 #           `conclave supervise`, `conclave status` shows both workers under their own uids
 #           with no capabilities, the health check marks slot A good again (A_left=3);
 #           then slot A is marked bad and the guest powers off cleanly;
@@ -124,11 +126,20 @@ def power_off(qemu, console):
 
 qemu = None
 try:
-    # Boot 1: slot A.
-    qemu, console, started = boot(1)
+    # Boot 0: power cut (QEMU killed) after init started, before the health check passed.
+    qemu, console, started = boot(0)
     match, _ = console.expect(r"ab-init: slot=(\S+) order='([^']*)' A_left=(\d+) B_left=(\d+)\n", 90)
     check(match.group(1) == "A" and match.group(3) == "2" and match.group(4) == "3",
-          "boot 1: the slot selector picked slot A and spent one try (%s)" % match.group(0).strip())
+          "boot 0: the slot selector picked slot A and spent one try (%s)" % match.group(0).strip())
+    console.expect(r"BOOT-DONE uptime=([0-9.]+) slot=(\S+)\n", 60)
+    qemu.kill(); qemu.wait()
+    print("boot 0: power cut %.1f s after QEMU start, before slot A was marked good" % (time.monotonic() - started))
+
+    # Boot 1: slot A again, one try fewer; the data partition's journal recovers.
+    qemu, console, started = boot(1)
+    match, _ = console.expect(r"ab-init: slot=(\S+) order='([^']*)' A_left=(\d+) B_left=(\d+)\n", 90)
+    check(match.group(1) == "A" and match.group(3) == "1" and match.group(4) == "3",
+          "boot 1: after the power cut slot A is chosen again with one try fewer (%s)" % match.group(0).strip())
     match, _ = console.expect(r"BOOT-DONE uptime=([0-9.]+) slot=(\S+)\n", 60)
     check(match.group(2) == "A", "boot 1: rcS ran on slot A (guest uptime %s s)" % match.group(1))
     shell_ready(console)
