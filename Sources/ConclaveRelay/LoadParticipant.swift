@@ -13,10 +13,7 @@ final class Participant {
     var tcpDescriptor: Int32 { tcpSocket }
     private var tcpPending: [UInt8] = []
     private var sendOverTCP = false
-    private let sender: SRTPContext?
-    private let receiver: SRTPContext?
-    private let senderScrambler: Scrambler?
-    private let receiverScrambler: Scrambler?
+    private let ciphers: LegCiphers
     private let audioSSRC: UInt32
     private let videoSSRC: UInt32
     private var audioSequence: UInt16 = 0
@@ -37,18 +34,7 @@ final class Participant {
         self.leg = leg
         self.relay = relay
         self.isFirstOfMeeting = isFirstOfMeeting
-        switch leg.protection {
-        case .srtp(let profile, let clientToRelay, let relayToClient):
-            sender = try SRTPContext(profile: profile, keys: clientToRelay, direction: .outbound)
-            receiver = try SRTPContext(profile: profile, keys: relayToClient, direction: .inbound)
-            senderScrambler = nil
-            receiverScrambler = nil
-        case .encapsulated(let clientToRelay, let relayToClient):
-            sender = nil
-            receiver = nil
-            senderScrambler = try Scrambler(key: clientToRelay)
-            receiverScrambler = try Scrambler(key: relayToClient)
-        }
+        ciphers = try LegCiphers(leg.protection, at: .participant)
         // Random SSRCs (RFC 3550 §8.1): a second run with the same keys is a new stream, not a replay.
         audioSSRC = UInt32.random(in: 1...UInt32.max)
         videoSSRC = audioSSRC ^ 0x5a5a_5a5a
@@ -170,7 +156,7 @@ final class Participant {
 
     /// Writes a CMF frame carrying one protected RTP packet; returns its length.
     private func buildMedia(into buffer: UnsafeMutableRawPointer, isAudio: Bool, size: Int) -> Int {
-        let type: MediaFrameType = sender != nil ? .srtp : .scrambledRTP
+        let type = ciphers.frameType(isControl: false)
         MediaFrameHeader(type: type, legID: leg.leg, token: leg.token).write(to: buffer)
         let rtp = buffer + MediaFrameHeader.size
         let sequence: UInt16
@@ -189,21 +175,18 @@ final class Participant {
         body.storeBytes(of: UInt64(now * 1e9).bigEndian, toByteOffset: 24, as: UInt64.self)
         let filled = RTPHeaderView.fixedHeaderSize + LoadGenerator.payloadHeaderSize
         (body + LoadGenerator.payloadHeaderSize).initializeMemory(as: UInt8.self, repeating: UInt8(truncatingIfNeeded: serial), count: size - filled)
-        let protectedLength = protect(rtp, length: size, isControl: false)
+        let protectedLength = protect(rtp, length: size, type: type)
         sentMedia += 1
         octetsSent += UInt64(size)
         return MediaFrameHeader.size + protectedLength
     }
 
-    private func protect(_ packet: UnsafeMutableRawPointer, length: Int, isControl: Bool) -> Int {
-        if let sender {
-            // A fresh sequence number per packet never fails to protect; a failure is a bug.
-            return isControl
-                ? try! sender.protectRTCP(packet, length: length, capacity: 2048 - MediaFrameHeader.size)
-                : try! sender.protect(packet, length: length, capacity: 2048 - MediaFrameHeader.size)
+    private func protect(_ packet: UnsafeMutableRawPointer, length: Int, type: MediaFrameType) -> Int {
+        // A fresh sequence number per packet and room for the trailer: refusal would be a bug.
+        guard let protectedLength = ciphers.protect(packet, length: length, capacity: 2048 - MediaFrameHeader.size, type: type) else {
+            preconditionFailure("a participant's own packet did not protect")
         }
-        _ = senderScrambler!.apply(packet, length: length, isControl: isControl)
-        return length
+        return protectedLength
     }
 
     /// An RTCP compound packet: SR (or RR during warm-up) with a report block per SR received.
@@ -221,9 +204,10 @@ final class Participant {
                 packetCount: UInt32(truncatingIfNeeded: sentMedia), octetCount: UInt32(truncatingIfNeeded: octetsSent),
                 reportBlocks: Array(blocks.prefix(31))).encoded()
             : RTCPReceiverReport(ssrc: audioSSRC, reportBlocks: Array(blocks.prefix(31))).encoded()
-        MediaFrameHeader(type: sender != nil ? .srtcp : .scrambledRTCP, legID: leg.leg, token: leg.token).write(to: frame)
+        let type = ciphers.frameType(isControl: true)
+        MediaFrameHeader(type: type, legID: leg.leg, token: leg.token).write(to: frame)
         packet.withUnsafeBytes { (frame + MediaFrameHeader.size).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        let length = protect(frame + MediaFrameHeader.size, length: packet.count, isControl: true)
+        let length = protect(frame + MediaFrameHeader.size, length: packet.count, type: type)
         transmit(frame, length: MediaFrameHeader.size + length)
     }
 
@@ -231,16 +215,8 @@ final class Participant {
 
     /// Unprotects in place; nil if the packet does not authenticate (or is a keepalive).
     func unprotect(_ payload: UnsafeMutableRawPointer, length: Int, type: MediaFrameType) -> Int? {
-        switch type {
-        case .srtp: return try? receiver?.unprotect(payload, length: length)
-        case .srtcp: return try? receiver?.unprotectRTCP(payload, length: length)
-        case .scrambledRTP, .scrambledRTCP:
-            guard let receiverScrambler, receiverScrambler.apply(payload, length: length, isControl: type.isControl) else {
-                return nil
-            }
-            return length
-        case .keepalive: return nil
-        }
+        guard case .plain(let plainLength) = ciphers.unprotect(payload, length: length, type: type) else { return nil }
+        return plainLength
     }
 
     func observeControl(_ packet: UnsafeRawBufferPointer, now: Double) {

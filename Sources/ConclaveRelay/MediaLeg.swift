@@ -87,10 +87,7 @@ final class MediaLeg {
     let token: UInt64
     let meetingID: UInt32
     let mode: MediaMode
-    let inbound: SRTPContext?
-    let outbound: SRTPContext?
-    let inboundScrambler: Scrambler?
-    let outboundScrambler: Scrambler?
+    let ciphers: LegCiphers
     private var audioTypes: (UInt64, UInt64) = (0, 0)  // bit set over payload types 0…127
     private var videoTypes: (UInt64, UInt64) = (0, 0)
     var transport = LegTransport.unlatched
@@ -105,18 +102,7 @@ final class MediaLeg {
         token = description.token
         meetingID = description.meeting
         mode = description.protection.mode
-        switch description.protection {
-        case .srtp(let profile, let clientToRelay, let relayToClient):
-            inbound = try SRTPContext(profile: profile, keys: clientToRelay, direction: .inbound)
-            outbound = try SRTPContext(profile: profile, keys: relayToClient, direction: .outbound)
-            inboundScrambler = nil
-            outboundScrambler = nil
-        case .encapsulated(let clientToRelay, let relayToClient):
-            inbound = nil
-            outbound = nil
-            inboundScrambler = try Scrambler(key: clientToRelay)
-            outboundScrambler = try Scrambler(key: relayToClient)
-        }
+        ciphers = try LegCiphers(description.protection, at: .relay)
         for type in description.audioPayloadTypes where type < 128 { Self.insert(type, into: &audioTypes) }
         for type in description.videoPayloadTypes where type < 128 { Self.insert(type, into: &videoTypes) }
     }

@@ -1,4 +1,3 @@
-internal import CConclaveSocket
 import ConclaveSystem
 import ConclaveWire
 import Glibc
@@ -91,11 +90,6 @@ public final class Relay: @unchecked Sendable {
             thread.stop()
             close(thread.socket)
         }
-    }
-
-    /// The UDP port that serves `meeting`.
-    public func port(forMeeting meeting: UInt32) -> UInt16 {
-        UInt16(Int(configuration.basePort) + Int(meeting % UInt32(threads.count)))
     }
 
     public var tcpPort: Int? { tcpChannel?.localAddress?.port }

@@ -197,37 +197,21 @@ final class RelayThread: @unchecked Sendable {
         }
         let payload = frame + MediaFrameHeader.size
         var payloadLength = length - MediaFrameHeader.size
-        switch header.type {
-        case .srtp, .srtcp:
-            guard let inbound = leg.inbound else {
-                leg.statistics.authenticationFailures &+= 1  // an SRTP frame on an encapsulated leg
-                return
-            }
-            do {
-                payloadLength = header.type == .srtp
-                    ? try inbound.unprotect(payload, length: payloadLength)
-                    : try inbound.unprotectRTCP(payload, length: payloadLength)
-            } catch .replayed, .tooOld {
-                leg.statistics.replays &+= 1
-                return
-            } catch {
-                leg.statistics.authenticationFailures &+= 1
-                return
-            }
-        case .scrambledRTP, .scrambledRTCP:
-            guard let scrambler = leg.inboundScrambler else {
-                leg.statistics.authenticationFailures &+= 1  // plain media on an SRTP leg: refused
-                return
-            }
-            guard scrambler.apply(payload, length: payloadLength, isControl: header.type.isControl) else {
-                counters.malformed &+= 1
-                return
-            }
-        case .keepalive:
+        if header.type == .keepalive {
             if isLatched(leg, to: source) || leg.mode == .encapsulated {
                 latch(leg, to: source)
                 if header.flags & MediaFrameHeader.flagEchoRequest != 0 { echo(frame, length: length, to: leg) }
             }
+            return
+        }
+        switch leg.ciphers.unprotect(payload, length: payloadLength, type: header.type) {
+        case .plain(let plainLength):
+            payloadLength = plainLength
+        case .replayed:
+            leg.statistics.replays &+= 1
+            return
+        case .rejected:
+            leg.statistics.authenticationFailures &+= 1
             return
         }
         latch(leg, to: source)
@@ -267,30 +251,13 @@ final class RelayThread: @unchecked Sendable {
             MediaFrameHeader(type: type, legID: receiver.id, token: receiver.token).write(to: frame)
             let body = frame + MediaFrameHeader.size
             body.copyMemory(from: payload, byteCount: length)
-            guard let protectedLength = protect(body, length: length, capacity: room, type: type, for: receiver) else {
+            guard let protectedLength = receiver.ciphers.protect(body, length: length, capacity: room, type: type) else {
                 receiver.statistics.sendDrops &+= 1
                 continue
             }
             outbound.commit(length: MediaFrameHeader.size + protectedLength, to: destination, dscp: dscp)
             receiver.statistics.packetsOut &+= 1
             receiver.statistics.bytesOut &+= UInt64(MediaFrameHeader.size + protectedLength)
-        }
-    }
-
-    /// Protects `body` in place for `receiver`; nil if the receiver's context refused.
-    @inline(__always)
-    private func protect(
-        _ body: UnsafeMutableRawPointer, length: Int, capacity: Int, type: MediaFrameType, for receiver: MediaLeg
-    ) -> Int? {
-        switch type {
-        case .srtp: return try? receiver.outbound?.protect(body, length: length, capacity: capacity)
-        case .srtcp: return try? receiver.outbound?.protectRTCP(body, length: length, capacity: capacity)
-        case .scrambledRTP, .scrambledRTCP:
-            guard let scrambler = receiver.outboundScrambler,
-                scrambler.apply(body, length: length, isControl: type.isControl)
-            else { return nil }
-            return length
-        case .keepalive: return nil
         }
     }
 
@@ -305,7 +272,7 @@ final class RelayThread: @unchecked Sendable {
         let body = frame + MediaFrameHeader.size
         body.copyMemory(from: payload, byteCount: length)
         let room = Self.bufferSize - MediaFrameHeader.size
-        guard let protectedLength = protect(body, length: length, capacity: room, type: type, for: receiver),
+        guard let protectedLength = receiver.ciphers.protect(body, length: length, capacity: room, type: type),
             connection.send(UnsafeRawBufferPointer(start: frame, count: MediaFrameHeader.size + protectedLength))
         else {
             receiver.statistics.sendDrops &+= 1
