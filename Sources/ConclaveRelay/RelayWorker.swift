@@ -82,9 +82,13 @@ public enum RelayWorker {
                 log.info("reload: the relay holds no configuration of its own; legs come from the control worker")
             case .message(.statusRequest, _):
                 let counts = relay.counts
-                let counters = relay.snapshot().counters
+                let (legs, counters) = relay.snapshot()
+                // A channel is a leg's audio or video that has carried packets.
+                let audio = legs.filter { $0.statistics.audioPackets > 0 }.count
+                let video = legs.filter { $0.statistics.videoPackets > 0 }.count
                 try supervisor.send(.status(json: """
                     {"meetings":\(counts.meetings),"legs":\(counts.legs),"threads":\(relay.threadCount),\
+                    "audioChannels":\(audio),"videoChannels":\(video),\
                     "received":\(counters.received),"forwarded":\(counters.forwarded),\
                     "malformed":\(counters.malformed),"unknownLeg":\(counters.unknownLeg)}
                     """))

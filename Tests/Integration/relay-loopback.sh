@@ -88,4 +88,9 @@ rtp=$(count -d udp.port==40100,rtp -d udp.port==40101,rtp -Y "rtp.version == 2")
 [ "$rtp" -eq 0 ] || fail "$rtp datagrams decode as RTP"
 heuristic=$(count --enable-heuristic rtp_udp -Y "rtp")
 [ "$heuristic" -eq 0 ] || fail "$heuristic datagrams decode as RTP heuristically"
-echo "capture: $media media datagrams, none decodes as RTP, no plaintext marker"
+# Per-packet DSCP on what the relay sends: EF (46) for audio, AF41 (34) for video.
+from_relay="(udp.srcport == 40100 || udp.srcport == 40101)"
+audio=$(count -Y "$from_relay && ip.dsfield.dscp == 46")
+video=$(count -Y "$from_relay && ip.dsfield.dscp == 34")
+[ "$audio" -gt 0 ] && [ "$video" -gt "$audio" ] || fail "relay DSCP: $audio EF and $video AF41 datagrams"
+echo "capture: $media media datagrams, none decodes as RTP, no plaintext marker; relay sent $audio EF and $video AF41"
