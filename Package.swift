@@ -61,7 +61,9 @@ let package = Package(
         // The control plane: legs and keys for the relay (joins, API and monitoring follow).
         .target(
             name: "ConclaveControl",
-            dependencies: ["ConclaveRelay", "ConclaveSystem", "ConclaveWire", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "ConclaveRelay", "ConclaveSRTP", "ConclaveSystem", "ConclaveWire", .product(name: "Logging", package: "swift-log"),
+            ]),
 
         .executableTarget(
             name: "conclave",
@@ -83,5 +85,6 @@ let package = Package(
         .testTarget(name: "ConclaveSystemTests", dependencies: ["ConclaveSystem"]),
         .testTarget(name: "ConclaveWireTests", dependencies: ["ConclaveWire"]),
         .testTarget(name: "ConclaveRelayTests", dependencies: ["ConclaveRelay", "ConclaveSRTP", "ConclaveWire"]),
+        .testTarget(name: "ConclaveControlTests", dependencies: ["ConclaveControl", "ConclaveRelay", "ConclaveSRTP"]),
     ]
 )

@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-seconds=${FUZZ_SECONDS:-15}
-targets=(MediaFrameHeader RTPHeaderView RTCPCompound RelayMessageDecoder WorkerMessage)
+seconds=${FUZZ_SECONDS:-12}
+targets=(MediaFrameHeader RTPHeaderView RTCPCompound RelayMessageDecoder WorkerMessage ControlMessage)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -34,6 +34,7 @@ seed MediaFrameHeader srtp "c1000001""00000007""1122334455667788""$rtp"
 seed MediaFrameHeader keepalive "c1040001""00000007""1122334455667788"
 seed WorkerMessage status "0105""7b7d"
 seed WorkerMessage stop "0103"
+seed ControlMessage join "$(printf '%s' '{"v":1,"type":"join","meeting":"m","nickname":"a"}' | od -An -tx1 | tr -d ' \n')"
 seed RTPHeaderView full "$rtp"
 seed RTPHeaderView minimal "80080001""00000002""00000003"
 seed RTCPCompound sr-sdes-rr-pli \
