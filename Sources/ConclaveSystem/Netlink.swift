@@ -171,16 +171,20 @@ public final class RouteNetlink: RouteControl {
         return String(cString: buffer)
     }
 
-    /// `rtnl_link_change`: one request with every attribute that is set.
+    /// One `RTM_NEWLINK` with every attribute that is set, built by libnl
+    /// (`rtnl_link_build_change_request`) and sent with extended acks, so a refusal carries
+    /// the kernel's reason ("mtu greater than device maximum").
     public func setLink(index: Int32, _ attributes: LinkAttributes) throws {
-        var raw: OpaquePointer?
-        let status = rtnl_link_get_kernel(socket.pointer, index, nil, &raw)
-        guard status == 0, let original = NetlinkObject(takingOwnership: raw, release: { rtnl_link_put($0) }) else {
-            throw NetlinkError("rtnl_link_get_kernel", code: status)
-        }
-        guard let changes = NetlinkObject(takingOwnership: rtnl_link_alloc(), release: { rtnl_link_put($0) }) else {
-            throw NetlinkError("rtnl_link_alloc", code: NLE_NOMEM)
-        }
+        let request = try Self.linkChangeRequest(index: index, attributes)
+        _ = try requestSocket.get().exchange(request, operation: "rtnl_link_change", replyHeaderLength: 0)
+    }
+
+    static func linkChangeRequest(index: Int32, _ attributes: LinkAttributes) throws -> [UInt8] {
+        // The original only names the link: ifi_change carries exactly the flags we change.
+        guard let original = NetlinkObject(takingOwnership: rtnl_link_alloc(), release: { rtnl_link_put($0) }),
+            let changes = NetlinkObject(takingOwnership: rtnl_link_alloc(), release: { rtnl_link_put($0) })
+        else { throw NetlinkError("rtnl_link_alloc", code: NLE_NOMEM) }
+        rtnl_link_set_ifindex(original.pointer, index)
         if let mtu = attributes.mtu { rtnl_link_set_mtu(changes.pointer, mtu) }
         if let length = attributes.txqueuelen { rtnl_link_set_txqlen(changes.pointer, length) }
         switch attributes.isUp {
@@ -188,8 +192,15 @@ public final class RouteNetlink: RouteControl {
         case false?: rtnl_link_unset_flags(changes.pointer, UInt32(IFF_UP))
         case nil: break
         }
-        let result = rtnl_link_change(socket.pointer, original.pointer, changes.pointer, 0)
-        guard result == 0 else { throw NetlinkError("rtnl_link_change", code: result) }
+        var raw: OpaquePointer?
+        let status = rtnl_link_build_change_request(original.pointer, changes.pointer, 0, &raw)
+        guard status == 0, let message = NetlinkObject(takingOwnership: raw, release: { nlmsg_free($0) }) else {
+            throw NetlinkError("rtnl_link_build_change_request", code: status)
+        }
+        let header = nlmsg_hdr(message.pointer)!
+        var bytes = Array(UnsafeRawBufferPointer(start: header, count: Int(header.pointee.nlmsg_len)))
+        bytes[6] |= UInt8(NLM_F_REQUEST | NLM_F_ACK)  // nl_send_auto would add these; we send ourselves
+        return bytes
     }
 
     private func addressObject(_ address: InterfaceAddress, linkIndex: Int32) throws -> (NetlinkObject, NetlinkObject) {

@@ -98,6 +98,22 @@ import Testing
             + "0700" + "0100" + "667100" + "00")                    // TCA_KIND "fq\0", padding
     }
 
+    @Test func linkDownRequestBytes() throws {
+        let bytes = networkHex(try RouteNetlink.linkChangeRequest(index: 2, LinkAttributes(isUp: false)))
+        #expect(bytes ==
+            "20000000" + "1000" + "0500" + "00000000" + "00000000"  // nlmsghdr: length, RTM_NEWLINK, REQUEST|ACK, seq, pid
+            + "00000000" + "02000000" + "00000000" + "01000000")    // ifinfomsg: family, index, flags, change
+    }
+
+    @Test func linkSizesRequestBytes() throws {
+        let bytes = networkHex(try RouteNetlink.linkChangeRequest(index: 3, LinkAttributes(mtu: 9000, txqueuelen: 2500)))
+        #expect(bytes ==
+            "30000000" + "1000" + "0500" + "00000000" + "00000000"  // nlmsghdr: 48 bytes, RTM_NEWLINK, REQUEST|ACK
+            + "00000000" + "03000000" + "00000000" + "00000000"     // ifinfomsg: index 3, no flag change
+            + "0800" + "0400" + "28230000"                           // IFLA_MTU 9000
+            + "0800" + "0d00" + "c4090000")                          // IFLA_TXQLEN 2500
+    }
+
     @Test func rootQdiscDeleteRequestBytes() throws {
         #expect(networkHex(try RouteNetlink.rootQdiscRequest(linkIndex: 3, kind: nil)) ==
             "24000000" + "2500" + "0500" + "00000000" + "00000000"  // nlmsghdr: 36, RTM_DELQDISC, REQUEST|ACK
