@@ -179,6 +179,22 @@ public final class RouteNetlink: RouteControl {
         _ = try requestSocket.get().exchange(request, operation: "rtnl_link_change", replyHeaderLength: 0)
     }
 
+    /// Sends a request libnl built (`rtnl_…_build_…_request`) on the extended-ack socket.
+    private func send(_ raw: OpaquePointer?, status: Int32, operation: String) throws {
+        guard status == 0, let message = NetlinkObject(takingOwnership: raw, release: { nlmsg_free($0) }) else {
+            throw NetlinkError(operation, code: status)
+        }
+        _ = try requestSocket.get().exchange(Self.bytes(of: message), operation: operation, replyHeaderLength: 0)
+    }
+
+    /// The bytes of a libnl message, with the flags `nl_send_auto` would add (we send ourselves).
+    static func bytes(of message: NetlinkObject) -> [UInt8] {
+        let header = nlmsg_hdr(message.pointer)!
+        var bytes = Array(UnsafeRawBufferPointer(start: header, count: Int(header.pointee.nlmsg_len)))
+        bytes[6] |= UInt8(NLM_F_REQUEST | NLM_F_ACK)
+        return bytes
+    }
+
     static func linkChangeRequest(index: Int32, _ attributes: LinkAttributes) throws -> [UInt8] {
         // The original only names the link: ifi_change carries exactly the flags we change.
         guard let original = NetlinkObject(takingOwnership: rtnl_link_alloc(), release: { rtnl_link_put($0) }),
@@ -197,10 +213,7 @@ public final class RouteNetlink: RouteControl {
         guard status == 0, let message = NetlinkObject(takingOwnership: raw, release: { nlmsg_free($0) }) else {
             throw NetlinkError("rtnl_link_build_change_request", code: status)
         }
-        let header = nlmsg_hdr(message.pointer)!
-        var bytes = Array(UnsafeRawBufferPointer(start: header, count: Int(header.pointee.nlmsg_len)))
-        bytes[6] |= UInt8(NLM_F_REQUEST | NLM_F_ACK)  // nl_send_auto would add these; we send ourselves
-        return bytes
+        return bytes(of: message)
     }
 
     private func addressObject(_ address: InterfaceAddress, linkIndex: Int32) throws -> (NetlinkObject, NetlinkObject) {
@@ -215,18 +228,20 @@ public final class RouteNetlink: RouteControl {
         return (object, local)
     }
 
-    /// `rtnl_addr_add` (`ip address add`).
+    /// `rtnl_addr_build_add_request` (`ip address add`), sent with extended acks.
     public func addAddress(_ address: InterfaceAddress, linkIndex: Int32) throws {
         let (object, _) = try addressObject(address, linkIndex: linkIndex)
-        let status = rtnl_addr_add(socket.pointer, object.pointer, 0)
-        guard status == 0 else { throw NetlinkError("rtnl_addr_add \(address)", code: status) }
+        var message: OpaquePointer?
+        let status = rtnl_addr_build_add_request(object.pointer, 0, &message)
+        try send(message, status: status, operation: "rtnl_addr_add \(address)")
     }
 
-    /// `rtnl_addr_delete` (`ip address del`).
+    /// `rtnl_addr_build_delete_request` (`ip address del`), sent with extended acks.
     public func removeAddress(_ address: InterfaceAddress, linkIndex: Int32) throws {
         let (object, _) = try addressObject(address, linkIndex: linkIndex)
-        let status = rtnl_addr_delete(socket.pointer, object.pointer, 0)
-        guard status == 0 else { throw NetlinkError("rtnl_addr_delete \(address)", code: status) }
+        var message: OpaquePointer?
+        let status = rtnl_addr_build_delete_request(object.pointer, 0, &message)
+        try send(message, status: status, operation: "rtnl_addr_delete \(address)")
     }
 
     private func routeObject(_ route: RouteEntry) throws -> NetlinkObject {
@@ -249,18 +264,20 @@ public final class RouteNetlink: RouteControl {
         return object
     }
 
-    /// `rtnl_route_add` with `NLM_F_REPLACE` (`ip route replace`).
+    /// `rtnl_route_build_add_request` with `NLM_F_REPLACE` (`ip route replace`), sent with extended acks.
     public func replaceRoute(_ route: RouteEntry) throws {
         let object = try routeObject(route)
-        let status = rtnl_route_add(socket.pointer, object.pointer, NLM_F_CREATE | NLM_F_REPLACE)
-        guard status == 0 else { throw NetlinkError("rtnl_route_add \(route)", code: status) }
+        var message: OpaquePointer?
+        let status = rtnl_route_build_add_request(object.pointer, NLM_F_CREATE | NLM_F_REPLACE, &message)
+        try send(message, status: status, operation: "rtnl_route_add \(route)")
     }
 
-    /// `rtnl_route_delete` (`ip route del`).
+    /// `rtnl_route_build_del_request` (`ip route del`), sent with extended acks.
     public func removeRoute(_ route: RouteEntry) throws {
         let object = try routeObject(route)
-        let status = rtnl_route_delete(socket.pointer, object.pointer, 0)
-        guard status == 0 else { throw NetlinkError("rtnl_route_delete \(route)", code: status) }
+        var message: OpaquePointer?
+        let status = rtnl_route_build_del_request(object.pointer, 0, &message)
+        try send(message, status: status, operation: "rtnl_route_delete \(route)")
     }
 
     /// A second rtnetlink socket, with extended acks, for requests we build ourselves.
