@@ -94,14 +94,15 @@ enum NetlinkReply: Equatable {
             guard messageSequence == sequence else { continue }  // a late answer to an earlier request
             switch type {
             case NLMSG_ERROR:
+                guard length >= 20 else { throw NetlinkError(operation, code: NLE_MSG_TRUNC) }
                 let error = Int32(bitPattern: bytes.loadUInt32(at: offset + 16))
                 if error == 0 { return .finished(payloads) }
                 var text: String?
-                if flags & NLM_F_ACK_TLVS != 0 {
+                if flags & NLM_F_ACK_TLVS != 0 && length >= 36 {
                     // nlmsgerr = error + the request's header, then the request's body unless capped.
                     let requestLength = Int(bytes.loadUInt32(at: offset + 20))
                     let start = offset + 36 + (flags & NLM_F_CAPPED != 0 ? 0 : max(0, requestLength - 16))
-                    if start <= offset + length {
+                    if start >= offset + 36 && start <= offset + length {
                         let attributes = NetlinkAttribute.parse(bytes[start..<(offset + length)])
                         text = attributes.first { $0.type == Int(NLMSGERR_ATTR_MSG.rawValue) }?.string
                     }

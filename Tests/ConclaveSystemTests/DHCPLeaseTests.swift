@@ -2,7 +2,8 @@ import Testing
 @testable import ConclaveSystem
 
 @Suite struct DHCPLeaseTests {
-    /// What busybox udhcpc 1.35 exports to its hook for a "bound" event (recorded in QEMU's slirp network).
+    /// What busybox udhcpc exports to its hook for a "bound" event, with QEMU slirp's addresses
+    /// (docs/network.md lists the variables).
     static let recorded = [
         "interface": "eth0", "ip": "10.0.2.15", "subnet": "255.255.255.0", "mask": "24", "router": "10.0.2.2",
         "dns": "10.0.2.3", "domain": "example.test", "lease": "86400", "serverid": "10.0.2.2", "opt53": "05",

@@ -90,6 +90,22 @@ import Testing
     }
 }
 
+@Suite struct NetlinkReplyRobustnessTests {
+    /// Truncated and garbled datagrams never trap: they end the parse or throw.
+    @Test func garbageNeverTraps() {
+        var generator = SystemRandomNumberGenerator()
+        let ack = networkBytes(hex: "24000000 0200 0003 07000000 00000000 eaffffff 34000000 14000500 07000000 00000000")
+        for _ in 0..<2000 {
+            var bytes = Array(ack.prefix(Int.random(in: 0...ack.count, using: &generator)))
+            for _ in 0..<Int.random(in: 0...4, using: &generator) where !bytes.isEmpty {
+                bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+            }
+            _ = try? NetlinkReply.parse(bytes, sequence: 7, operation: "fuzz")
+            _ = NetlinkAttribute.parse(bytes[...]).map { ($0.nested.count, $0.u32, $0.string) }
+        }
+    }
+}
+
 @Suite struct RouteNetlinkRequestTests {
     @Test func rootQdiscReplaceRequestBytes() throws {
         #expect(networkHex(try RouteNetlink.rootQdiscRequest(linkIndex: 3, kind: "fq")) ==
