@@ -13,7 +13,11 @@ public final class EthtoolNetlink: EthtoolControl {
 
     private func family() throws -> UInt16 {
         if let resolvedFamily { return resolvedFamily }
-        let family = try channel.familyIdentifier(named: ETHTOOL_GENL_NAME)
+        let family: UInt16
+        do { family = try channel.familyIdentifier(named: ETHTOOL_GENL_NAME) } catch let error as NetlinkError where error.code == NLE_OBJ_NOTFOUND {
+            // A kernel without CONFIG_ETHTOOL_NETLINK (before 5.6): no device supports anything.
+            throw NetlinkError(error.operation, code: NLE_OPNOTSUPP, kernelMessage: "no ethtool generic-netlink family in this kernel")
+        }
         resolvedFamily = family
         return family
     }
@@ -109,8 +113,8 @@ public final class EthtoolNetlink: EthtoolControl {
 
     /// The single reply of a GET, or nil when the driver does not implement it (EOPNOTSUPP).
     private func get(command: Int, header: Int, link: String, operation: String) throws -> [NetlinkAttribute]? {
-        let bytes = try Self.request(family: try family(), command: command, header: header, link: link)
         do {
+            let bytes = try Self.request(family: try family(), command: command, header: header, link: link)
             let replies = try channel.exchange(bytes, operation: "\(operation) \(link)")
             return replies.first.map { NetlinkAttribute.parse($0[...]) } ?? []
         } catch let error as NetlinkError where error.isNotSupported {

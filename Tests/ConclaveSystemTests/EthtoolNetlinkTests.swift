@@ -136,3 +136,16 @@ import Testing
             + "00000000" + "03000000" + "00000000" + "ffffffff" + "00000000")
     }
 }
+
+@Suite struct EthtoolWithoutFamilyTests {
+    final class NoEthtoolChannel: GenericNetlinkChannel {
+        func familyIdentifier(named name: String) throws -> UInt16 { throw NetlinkError("genl_ctrl_resolve \(name)", code: -12) }  // NLE_OBJ_NOTFOUND
+        func exchange(_ request: [UInt8], operation: String) throws -> [[UInt8]] { Issue.record("sent a request"); return [] }
+    }
+
+    @Test func kernelWithoutEthtoolNetlinkSupportsNothing() throws {
+        let ethtool = EthtoolNetlink(channel: NoEthtoolChannel())
+        #expect(try ethtool.rings(link: "eth0") == nil)
+        #expect(try ethtool.features(link: "eth0") == nil)
+    }
+}
