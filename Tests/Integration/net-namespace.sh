@@ -53,7 +53,7 @@ mkdir -p "$work/state"
 cat >"$work/state/conclave.json" <<'EOF'
 {"role": "server",
  "network": {"dns": ["192.0.2.53", "2001:db8::53"], "search": ["example.test"], "ntp": ["192.0.2.123"],
-             "interfaces": {"va0": {"addresses": ["192.0.2.10/24", "2001:db8::10/64"], "gateway": "192.0.2.1",
+             "interfaces": {"va0": {"addresses": ["192.0.2.10/24", "2001:db8::10/64"], "gateway": "192.0.2.1", "gateway6": "2001:db8::1",
                                     "routes": [{"to": "198.51.100.0/24", "via": "192.0.2.254"}]}}}}
 EOF
 target=(--profile "$work/profile.json" --state "$work/state" --resolv-conf "$work/resolv.conf")
@@ -86,9 +86,11 @@ assert {"192.0.2.10/24", "2001:db8::10/64"} <= addresses, addresses
 routes = json.load(open(f"{work}/route4.json"))
 assert any(r["dst"] == "default" and r.get("gateway") == "192.0.2.1" and r["dev"] == "va0" for r in routes), routes
 assert any(r["dst"] == "198.51.100.0/24" and r.get("gateway") == "192.0.2.254" for r in routes), routes
+routes6 = json.load(open(f"{work}/route6.json"))
+assert any(r["dst"] == "default" and r.get("gateway") == "2001:db8::1" and r["dev"] == "va0" for r in routes6), routes6
 roots = [q for q in json.load(open(f"{work}/qdisc.json")) if q.get("root")]
 assert roots and roots[0]["kind"] == qdisc, roots
-print("ip/tc: mtu 9000, txqlen 2500, up, addresses, default + static route, root qdisc", qdisc)
+print("ip/tc: mtu 9000, txqlen 2500, up, addresses, IPv4 + IPv6 default and static routes, root qdisc", qdisc)
 PYTHON
 in_ns ethtool -l va0 >"$work/channels.txt"
 python3 - "$work/channels.txt" <<'PYTHON' || fail "ethtool -l: $(cat "$work/channels.txt")"
