@@ -1,6 +1,6 @@
 /// What busybox udhcpc hands its hook script: the event as the first argument and the lease
-/// in the environment (`interface`, `ip`, `mask` or `subnet`, `router`, `dns`, `domain`, `mtu`,
-/// `hostname`, `ntpsrv`, `lease`). `conclave net dhcp-event` turns it into the same changes
+/// in the environment (`interface`, `ip`, `mask` or `subnet`, `router`, `staticroutes`, `dns`,
+/// `domain`, `mtu`, `hostname`, `ntpsrv`, `lease`). `conclave net dhcp-event` turns it into the same changes
 /// `net apply` makes, through the same code.
 public struct DHCPLease: Sendable, Equatable {
     public enum Event: String, Sendable, CaseIterable {
@@ -15,6 +15,9 @@ public struct DHCPLease: Sendable, Equatable {
     public let interface: String
     public var address: InterfaceAddress?
     public var routers: [InterfaceAddress] = []
+    /// Classless static routes (option 121, RFC 3442): when present, the router option is
+    /// ignored, as the RFC requires, and a default route comes from here if at all.
+    public var staticRoutes: [NetworkConfiguration.StaticRoute] = []
     public var dns: [InterfaceAddress] = []
     public var domain: String?
     public var mtu: UInt32?
@@ -43,6 +46,15 @@ public struct DHCPLease: Sendable, Equatable {
         }
         address = InterfaceAddress(cidr: "\(ip)/\(prefix)")
         routers = try Self.addresses(environment["router"], name: "router")
+        let words = (environment["staticroutes"] ?? "").split(separator: " ").map(String.init)
+        guard words.count % 2 == 0 else { throw DHCPLeaseError("staticroutes: expected pairs of PREFIX/LENGTH ROUTER") }
+        for pair in stride(from: 0, to: words.count, by: 2) {
+            guard words[pair].contains("/"), let destination = InterfaceAddress(cidr: words[pair]), destination.family == .ipv4,
+                let router = InterfaceAddress(cidr: words[pair + 1]), !words[pair + 1].contains("/"), router.family == .ipv4
+            else { throw DHCPLeaseError("staticroutes: not PREFIX/LENGTH ROUTER (\(words[pair]) \(words[pair + 1]))") }
+            // A router of 0.0.0.0 means the destination is on the link.
+            staticRoutes.append(.init(destination: destination, gateway: router.address == "0.0.0.0" ? nil : router))
+        }
         dns = try Self.addresses(environment["dns"], name: "dns")
         domain = environment["domain"].flatMap { $0.isEmpty ? nil : $0 }
         if let domain, !NetworkConfiguration.isValidHostname(domain) { throw DHCPLeaseError("domain: not a domain name (\(domain))") }
@@ -112,11 +124,18 @@ extension NetworkPlanner {
                 action: .addAddress(address, linkIndex: link.index), undo: .removeAddress(address, linkIndex: link.index)))
         }
         guard lease.event != .deconfig else { return plan }
-        if let router = lease.routers.first {
+        let existing = try system.route.routes()
+        if !lease.staticRoutes.isEmpty {
+            for route in lease.staticRoutes {
+                Self.planRoute(
+                    RouteEntry(destination: route.destination, gateway: route.gateway, linkIndex: link.index, linkName: link.name),
+                    existing: existing, into: &plan)
+            }
+        } else if let router = lease.routers.first {
             let route = RouteEntry(
                 destination: InterfaceAddress(cidr: "0.0.0.0/0")!, gateway: InterfaceAddress(cidr: router.address + "/32"),
                 linkIndex: link.index, linkName: link.name)
-            Self.planRoute(route, existing: try system.route.routes(), into: &plan)
+            Self.planRoute(route, existing: existing, into: &plan)
         }
         if !lease.dns.isEmpty {
             let contents = Self.resolvConf(nameservers: lease.dns.map(\.address), search: lease.domain.map { [$0] } ?? [])

@@ -12,7 +12,7 @@ struct NetDHCPEventCommand: ParsableCommand {
     @Option(help: "Where DNS servers are written (a link is followed).") var resolvConf = "/etc/resolv.conf"
     @OptionGroup var namespace: NetNamespaceOption
 
-    static let variables = ["interface", "ip", "mask", "subnet", "router", "dns", "domain", "mtu", "ntpsrv", "lease", "hostname"]
+    static let variables = ["interface", "ip", "mask", "subnet", "router", "staticroutes", "dns", "domain", "mtu", "ntpsrv", "lease", "hostname"]
 
     func run() throws {
         guard let kind = DHCPLease.Event(rawValue: event) else {

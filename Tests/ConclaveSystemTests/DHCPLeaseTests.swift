@@ -44,6 +44,22 @@ import Testing
         #expect(try NetworkPlanner(system: kernel.system).plan(lease: lease, resolvConfPath: "/run/resolv.conf").changes.isEmpty)
     }
 
+    @Test func classlessStaticRoutesReplaceTheRouterOption() throws {
+        var environment = Self.recorded
+        environment["staticroutes"] = "0.0.0.0/0 10.0.2.1 198.51.100.0/24 10.0.2.254 10.0.3.0/24 0.0.0.0"
+        let lease = try DHCPLease(event: .bound, environment: environment)
+        let kernel = FakeKernel()
+        kernel.add(link: "eth0", index: 2)
+        let plan = try NetworkPlanner(system: kernel.system).plan(lease: lease, resolvConfPath: "/run/resolv.conf")
+        #expect(plan.changes.map(\.description).filter { $0.hasPrefix("route") } == [
+            "route default: absent → default via 10.0.2.1 dev eth0",  // not 10.0.2.2 from "router" (RFC 3442)
+            "route 198.51.100.0/24: absent → 198.51.100.0/24 via 10.0.2.254 dev eth0",
+            "route 10.0.3.0/24: absent → 10.0.3.0/24 dev eth0",
+        ])
+        environment["staticroutes"] = "10.0.0.0/8"
+        #expect(throws: DHCPLeaseError.self) { try DHCPLease(event: .bound, environment: environment) }
+    }
+
     @Test func deconfigDropsIPv4Only() throws {
         let kernel = FakeKernel()
         kernel.add(link: "eth0", index: 2)
