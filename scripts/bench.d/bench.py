@@ -195,6 +195,10 @@ class Bench:
         return result
 
 
+def load_average():
+    return float(open("/proc/loadavg").read().split()[0])
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
@@ -209,6 +213,7 @@ def main():
     args = parser.parse_args()
     work = tempfile.mkdtemp()
     bench = Bench(args, work)
+    loads = [load_average()]
     if args.saturation:
         rows, saturation = [], args.saturation
     else:
@@ -216,14 +221,18 @@ def main():
         rows = bench.throughput()
         # Saturation: what the relay forwards with a whole core (its packets per CPU-second).
         saturation = next(r for r in rows if r["size"] == 1200 and r["fan"] == 1 and "GCM" in r["profile"])["ours_per_cpu"]
+    loads.append(load_average())
     print("latency and loss below saturation:", flush=True)
     latency = bench.latency_and_loss(saturation)
+    loads.append(load_average())
     print("memory:", flush=True)
     memory, per_leg = bench.memory()
     print("allocations:", flush=True)
     windows = bench.allocations(args.dynamic_binary, args.malloc_counter)
     print("overload:", flush=True)
     overload = bench.overload(saturation)
+    loads.append(load_average())
+    args.loads = loads
     json.dump({"rows": rows, "latency": {str(k): v for k, v in latency.items()}, "memory": memory, "per_leg_kib": per_leg,
                "allocations": windows, "overload": overload,
                "seconds": args.seconds, "repeat": args.repeat}, open(args.output, "w"), indent=1)
@@ -241,7 +250,9 @@ def render(args, rows, latency, memory, per_leg, windows, overload):
         "benchmark's own. The forwarder under test is pinned to core 1; the load generator (and the reference's",
         "generator and sink) to core 0. Each row pairs the C reference forwarder",
         "(`../shared/bench/limit-forwarder.c`, compiled with the row's packet size) and `conclave relay standalone`",
-        f"back to back, {args.repeat} times, {args.seconds:g} s each; figures are medians.",
+        f"back to back, {args.repeat} times, {args.seconds:g} s each; figures are medians. One-minute load average",
+        f"of the machine (2 cores) at the start, after the throughput rows, after the latency runs and at the end:",
+        f"{', '.join(f'{load:.1f}' for load in args.loads)} — above about 2, other work shared the cores.",
         "",
         "The load generator cannot always saturate the relay from one core (it encrypts every packet it",
         "offers), so the comparable figure is **forwarded packets per CPU-second of the forwarder**",
@@ -303,6 +314,15 @@ def render(args, rows, latency, memory, per_leg, windows, overload):
               f"forwarded {o['forwarded_pps']:,.0f} pkt/s during the overload;",
               f"- per leg, packets forwarded ranged {o['min_leg']:,} … {o['max_leg']:,} (no stream was stopped);",
               f"- recovery at 50 %: {o['recovery_received']:,} of {o['recovery_expected']:,} received, {o['recovery_lost']} lost.",
+              ""]
+    lines += ["## Reading these figures", "",
+              "- The machine is shared: other builds may run during a benchmark, so absolute rates move from run to",
+              "  run; the ratios pair the two forwarders back to back on the same core and are steadier.",
+              "- The latency figures are end to end through the load generator, which encrypts every packet it",
+              "  offers and decrypts every packet it receives on the other core: they bound the relay's own",
+              "  share from above.",
+              "- UDP GSO is not used: it batches segments to one destination, and a relay's fan-out goes to distinct",
+              "  receivers (`../shared/notes/udp-hot-path.md`).",
               ""]
     open(args.markdown, "w").write("\n".join(lines))
 
