@@ -97,7 +97,7 @@ public struct NetworkPlanner {
                 action: .files([FileWrite(path: path, value: value)]), undo: .files([FileWrite(path: path, value: current)])))
         }
         for link in links {
-            if let tuning = target.tuning.settings(forLink: link.name) {
+            if let tuning = target.tuning.settings(forLink: link.name, wildcardApplies: link.macAddress != nil) {
                 let first = plan.notes.count
                 try planTuning(tuning, for: link, into: &plan)
                 Self.escalate(notesFrom: first, required: tuning.required, in: &plan)

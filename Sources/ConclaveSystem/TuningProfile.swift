@@ -10,7 +10,8 @@ import FoundationEssentials
 ///                           "rps_cpus": "ff", "xps_cpus": "ff", "rps_flow_cnt": 4096}},
 ///  "sysctl": {"net.core.rmem_max": "33554432"}}
 /// ```
-/// "*" applies to every link but loopback; a named link's settings override it key by key.
+/// "*" applies to every Ethernet-like link (one with a MAC address) but loopback; a named
+/// link's settings override it key by key.
 public struct TuningProfile: Sendable, Equatable {
     /// A ring size or queue count: a number, or "max" for the device's maximum (read first).
     public enum Count: Sendable, Equatable, CustomStringConvertible {
@@ -70,9 +71,11 @@ public struct TuningProfile: Sendable, Equatable {
 
     public init() {}
 
-    /// What applies to one link: the named entry over "*" ("*" never applies to loopback).
-    public func settings(forLink name: String) -> LinkTuning? {
-        let wildcard = name == "lo" ? nil : links["*"]
+    /// What applies to one link: the named entry over "*". "*" never applies to loopback, nor
+    /// to a link the caller says is not Ethernet-like (tunnels such as sit0 have no MAC address,
+    /// and a 1500-byte MTU or a qdisc meant for the NICs is wrong for them).
+    public func settings(forLink name: String, wildcardApplies: Bool = true) -> LinkTuning? {
+        let wildcard = name == "lo" || !wildcardApplies ? nil : links["*"]
         switch (links[name], wildcard) {
         case (nil, nil): return nil
         case (let named?, nil): return named

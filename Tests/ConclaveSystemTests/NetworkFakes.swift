@@ -31,6 +31,7 @@ class FakeKernel: RouteControl, EthtoolControl, KernelFiles, HostControl {
         var link = LinkState(index: index, name: name, mtu: mtu, isUp: false)
         link.txqueuelen = 1000
         link.rootQdisc = "noqueue"
+        link.macAddress = name == "lo" ? nil : "02:00:00:00:00:\(String(index, radix: 16).leftPadded(to: 2))"
         linkStates.append(link)
     }
 

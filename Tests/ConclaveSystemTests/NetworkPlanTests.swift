@@ -116,6 +116,15 @@ import Testing
         #expect(plan.notes.map(\.description) == [#"eth0 rings rx: 8192 exceeds the device maximum 4096; skipped ("max" asks for the maximum)"#])
     }
 
+    @Test func wildcardSkipsLinksWithoutAMACAddress() throws {
+        let kernel = Self.kernel()
+        kernel.add(link: "sit0", index: 4, mtu: 1480)
+        kernel.linkStates[3].macAddress = nil  // a tunnel: no link-layer address
+        let profile = try Self.profile(#"{"links": {"*": {"mtu": 1500}, "sit0": {"txqueuelen": 10}}}"#)
+        let plan = try NetworkPlanner(system: kernel.system).plan(NetworkTarget(tuning: profile))
+        #expect(plan.changes.map(\.description) == ["sit0 txqueuelen: 1000 → 10"])  // named: yes; "*": not for sit0
+    }
+
     @Test func missingInterfaceIsANote() throws {
         let plan = try NetworkPlanner(system: Self.kernel().system).plan(NetworkTarget(tuning: try Self.profile(#"{"links": {"eth9": {"mtu": 9000}}}"#)))
         #expect(plan.notes.map(\.description) == ["eth9: no such interface here; its settings are skipped"])
