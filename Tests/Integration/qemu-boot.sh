@@ -5,7 +5,8 @@
 #           cut) once rcS is done, before the health check;
 #   boot 1: slot A again with one try fewer (A_left=1), init runs rcS and
 #           `conclave supervise`, `conclave status` shows both workers under their own uids
-#           with no capabilities, the health check marks slot A good again (A_left=3);
+#           with no capabilities, the health check marks slot A good again (A_left=3), rcS
+#           applied the board's tuning profile (sysctl, eth0 qdisc, virtio-net rings);
 #           then slot A is marked bad and the guest powers off cleanly;
 #   boot 2: the selector falls back to slot B; then B is marked bad too;
 #   boot 3: no slot left → the selector's rescue shell.
@@ -161,6 +162,17 @@ try:
     console.expect(r"rcS: slot A healthy .*marked good", 60)
     rc, state = console.run("cat /data/bootstate")
     check(rc == 0 and "BOOT_A_LEFT=3" in state, "boot 1: health check marked slot A good (tries back to 3)", state)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # rcS runs conclave net apply in the background
+        rc, rmem = console.run("cat /proc/sys/net/core/rmem_max")
+        if rmem.strip() == "8388608":
+            break
+        time.sleep(1)
+    rc, show = console.run("conclave net show")
+    check(rmem.strip() == "8388608" and re.search(r"^2: eth0 .* qdisc fq ", show, re.M)
+          and re.search(r"rings: rx 256/256 max, tx 256/256 max", show),
+          "boot 1: the board's tuning profile is applied (rmem_max 8388608, eth0 qdisc fq, rings at max)",
+          rmem + show)
     rc, mounts = console.run("cat /proc/mounts")
     check(re.search(r"^overlay / overlay ", mounts, re.M) and re.search(r"^\S+ /data ext4 rw", mounts, re.M)
           and re.search(r"^\S+ /run/rootfs.ro squashfs ro", mounts, re.M),
