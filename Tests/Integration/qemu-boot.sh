@@ -8,7 +8,8 @@
 #           with no capabilities, the health check marks slot A good again (A_left=3), rcS
 #           applied the board's tuning profile (sysctl, eth0 qdisc, virtio-net rings);
 #           then slot A is marked bad and the guest powers off cleanly;
-#   boot 2: the selector falls back to slot B; then B is marked bad too;
+#   boot 2: the selector falls back to slot B; a file written to /data in boot 1 is there, one
+#           written to / (tmpfs overlay) is not; then B is marked bad too;
 #   boot 3: no slot left → the selector's rescue shell.
 # Also: the data partition is clean after the clean power-offs (e2fsck -fn).
 # Bounded: every wait has a timeout, the whole driver runs under `timeout`, QEMU is killed
@@ -177,6 +178,8 @@ try:
     check(re.search(r"^overlay / overlay ", mounts, re.M) and re.search(r"^\S+ /data ext4 rw", mounts, re.M)
           and re.search(r"^\S+ /run/rootfs.ro squashfs ro", mounts, re.M),
           "boot 1: / is a tmpfs overlay over the slot's squashfs, /data the ext4 data partition", mounts)
+    rc, out = console.run("echo kept > /data/conclave/test-marker && echo lost > /etc/test-marker")
+    check(rc == 0, "boot 1: wrote a file on /data and one on the (overlay) root")
     rc, out = console.run("/usr/libexec/conclave/bootstate set-state A bad && cat /data/bootstate")
     check(rc == 0 and "BOOT_A_LEFT=0" in out, "boot 1: slot A marked bad", out)
     power_off(qemu, console)
@@ -190,6 +193,9 @@ try:
     match, _ = console.expect(r"BOOT-DONE uptime=([0-9.]+) slot=(\S+)\n", 60)
     check(match.group(2) == "B", "boot 2: rcS ran on slot B")
     shell_ready(console)
+    rc, out = console.run("cat /data/conclave/test-marker; ls /etc/test-marker")
+    check(out.startswith("kept\n") and "No such file" in out,
+          "boot 2: the data partition kept its file across the power-off, the root overlay did not", out)
     console.expect(r"rcS: slot B healthy .*marked good", 90)
     rc, out = console.run("/usr/libexec/conclave/bootstate set-state B bad && cat /data/bootstate")
     check(rc == 0 and "BOOT_B_LEFT=0" in out and "BOOT_A_LEFT=0" in out, "boot 2: slot B marked bad too", out)
