@@ -4,12 +4,16 @@ public struct NetworkTarget: Sendable {
     public var network: NetworkConfiguration
     /// On the appliance /etc/resolv.conf is a link into /run; the link's target is written.
     public var resolvConfPath: String
+    /// False inside another network namespace: the host name belongs to the UTS namespace,
+    /// which `--netns` does not change, so setting it would rename the host.
+    public var setsHostname: Bool
 
     public init(tuning: TuningProfile = TuningProfile(), network: NetworkConfiguration = NetworkConfiguration(),
-                resolvConfPath: String = "/etc/resolv.conf") {
+                resolvConfPath: String = "/etc/resolv.conf", setsHostname: Bool = true) {
         self.tuning = tuning
         self.network = network
         self.resolvConfPath = resolvConfPath
+        self.setsHostname = setsHostname
     }
 }
 
@@ -108,7 +112,9 @@ public struct NetworkPlanner {
             let contents = Self.resolvConf(nameservers: target.network.dns.map(\.address), search: target.network.search)
             planFile(target.resolvConfPath, contents: contents, setting: "dns", into: &plan)
         }
-        if let hostname = target.network.hostname {
+        if target.network.hostname != nil && !target.setsHostname {
+            plan.notes.append(NetworkNote(setting: "hostname", message: "not per network namespace; skipped"))
+        } else if let hostname = target.network.hostname {
             let current = try system.host.hostname()
             if current != hostname {
                 plan.changes.append(NetworkChange(

@@ -13,7 +13,7 @@ struct NetApplyCommand: ParsableCommand {
     func run() throws {
         try namespace.enter()
         let system = try NetworkSystem.kernel()
-        let plan = try NetworkPlanner(system: system).plan(try target.target())
+        let plan = try NetworkPlanner(system: system).plan(try target.target(insideNamespace: namespace.netns != nil))
         if dryRun {
             NetOutput.print(plan, changePrefix: "would change")
             if plan.changes.isEmpty { CommandOutput.line("no change needed") }

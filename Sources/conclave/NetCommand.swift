@@ -18,7 +18,7 @@ struct NetTargetOptions: ParsableArguments {
     @Option(help: "State directory: the \"network\" and \"tuning\" sections of DIR/conclave.json.") var state = "/data/conclave"
     @Option(help: "Where DNS servers are written (a link is followed).") var resolvConf = "/etc/resolv.conf"
 
-    func target() throws -> NetworkTarget {
+    func target(insideNamespace: Bool) throws -> NetworkTarget {
         var tuning = TuningProfile()
         if let profile {
             tuning = try TuningProfile.load(profile)
@@ -26,7 +26,8 @@ struct NetTargetOptions: ParsableArguments {
             tuning = try TuningProfile.load(Self.boardProfile)
         }
         let (network, overrides) = try NetworkConfiguration.load(stateDirectory: FilePath(state))
-        return NetworkTarget(tuning: tuning.merged(with: overrides), network: network, resolvConfPath: resolvConf)
+        return NetworkTarget(
+            tuning: tuning.merged(with: overrides), network: network, resolvConfPath: resolvConf, setsHostname: !insideNamespace)
     }
 }
 

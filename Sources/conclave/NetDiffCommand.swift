@@ -10,7 +10,7 @@ struct NetDiffCommand: ParsableCommand {
 
     func run() throws {
         try namespace.enter()
-        let plan = try NetworkPlanner(system: try .kernel()).plan(try target.target())
+        let plan = try NetworkPlanner(system: try .kernel()).plan(try target.target(insideNamespace: namespace.netns != nil))
         NetOutput.print(plan, changePrefix: "change")
     }
 }

@@ -125,6 +125,17 @@ import Testing
         #expect(plan.changes.map(\.description) == ["sit0 txqueuelen: 1000 → 10"])  // named: yes; "*": not for sit0
     }
 
+    @Test func hostnameIsLeftAloneInsideANamespace() throws {
+        let kernel = Self.kernel()
+        var network = NetworkConfiguration()
+        network.hostname = "relay1"
+        let inside = try NetworkPlanner(system: kernel.system).plan(NetworkTarget(network: network, setsHostname: false))
+        #expect(inside.changes.isEmpty)
+        #expect(inside.notes.map(\.description) == ["hostname: not per network namespace; skipped"])
+        let outside = try NetworkPlanner(system: kernel.system).plan(NetworkTarget(network: network))
+        #expect(outside.changes.map(\.description) == ["hostname: appliance → relay1"])
+    }
+
     @Test func missingInterfaceIsANote() throws {
         let plan = try NetworkPlanner(system: Self.kernel().system).plan(NetworkTarget(tuning: try Self.profile(#"{"links": {"eth9": {"mtu": 9000}}}"#)))
         #expect(plan.notes.map(\.description) == ["eth9: no such interface here; its settings are skipped"])

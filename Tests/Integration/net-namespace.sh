@@ -36,6 +36,7 @@ done
 [ -n "$qdisc" ] || fail "no usable root qdisc kind in this kernel"
 echo "qdisc kind: $qdisc"
 
+host_name=$(cat /proc/sys/kernel/hostname)
 host_somaxconn=$(cat /proc/sys/net/core/somaxconn)
 host_ports=$(cat /proc/sys/net/ipv4/ip_local_port_range)
 expected_rps=$(python3 -c 'import os; print(format((1 << os.cpu_count()) - 1 if os.cpu_count() < 8 else 0xff, "x"))')
@@ -52,7 +53,7 @@ EOF
 mkdir -p "$work/state"
 cat >"$work/state/conclave.json" <<'EOF'
 {"role": "server",
- "network": {"dns": ["192.0.2.53", "2001:db8::53"], "search": ["example.test"], "ntp": ["192.0.2.123"],
+ "network": {"hostname": "conclave-net-test", "dns": ["192.0.2.53", "2001:db8::53"], "search": ["example.test"], "ntp": ["192.0.2.123"],
              "interfaces": {"va0": {"addresses": ["192.0.2.10/24", "2001:db8::10/64"], "gateway": "192.0.2.1", "gateway6": "2001:db8::1",
                                     "routes": [{"to": "198.51.100.0/24", "via": "192.0.2.254"}]}}}}
 EOF
@@ -64,7 +65,7 @@ cat "$work/apply1.out"
 for line in "changed va0 mtu: 1500 → 9000" "changed va0 txqueuelen: 1000 → 2500" "changed va0 channels: rx 2, tx 2 → rx 1, tx 1" \
     "changed va0 address 192.0.2.10/24: absent → present" "changed route default: absent → default via 192.0.2.1 dev va0" \
     "changed sysctl net.core.somaxconn:" "note: va0 rings: not supported by this device; skipped" \
-    "note: va0 coalesce: not supported by this device; skipped"; do
+    "note: va0 coalesce: not supported by this device; skipped" "note: hostname: not per network namespace; skipped"; do
   grep -qF "$line" "$work/apply1.out" || fail "apply output lacks \"$line\""
 done
 
@@ -118,7 +119,8 @@ echo "/sys: rps_cpus $rps, rps_flow_cnt 2048, xps_cpus 1, one rx queue"
 [ "$(in_ns cat /proc/sys/net/ipv4/ip_local_port_range | tr -s '\t ' ' ')" = "20000 60999" ] || fail "namespace ip_local_port_range"
 [ "$(cat /proc/sys/net/core/somaxconn)" = "$host_somaxconn" ] || fail "the host's somaxconn changed"
 [ "$(cat /proc/sys/net/ipv4/ip_local_port_range)" = "$host_ports" ] || fail "the host's ip_local_port_range changed"
-echo "sysctl: namespace somaxconn 8192, ip_local_port_range 20000 60999; host untouched"
+[ "$(cat /proc/sys/kernel/hostname)" = "$host_name" ] || fail "the host's name changed"
+echo "sysctl: namespace somaxconn 8192, ip_local_port_range 20000 60999; host sysctls and host name untouched"
 grep -q "^nameserver 192.0.2.53$" "$work/resolv.conf" && grep -q "^search example.test$" "$work/resolv.conf" || fail "resolv.conf: $(cat "$work/resolv.conf")"
 
 # --- idempotence -----------------------------------------------------------------------------
