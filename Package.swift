@@ -82,7 +82,7 @@ let package = Package(
             ]),
         .testTarget(name: "ConclavePKITests", dependencies: ["ConclavePKI", "ConclaveCrypto", "ConclaveSystem"]),
         .testTarget(name: "ConclaveSRTPTests", dependencies: ["ConclaveSRTP"]),
-        .testTarget(name: "ConclaveSystemTests", dependencies: ["ConclaveSystem"]),
+        .testTarget(name: "ConclaveSystemTests", dependencies: ["ConclaveSystem", "ConclaveWire"]),
         .testTarget(name: "ConclaveWireTests", dependencies: ["ConclaveWire"]),
         .testTarget(name: "ConclaveRelayTests", dependencies: ["ConclaveRelay", "ConclaveSRTP", "ConclaveWire"]),
         .testTarget(name: "ConclaveControlTests", dependencies: ["ConclaveControl", "ConclaveRelay", "ConclaveSRTP"]),
