@@ -9,8 +9,9 @@
 #           applied the board's tuning profile (sysctl, eth0 qdisc, virtio-net rings);
 #           then slot A is marked bad and the guest powers off cleanly;
 #   boot 2: the selector falls back to slot B; a file written to /data in boot 1 is there, one
-#           written to / (tmpfs overlay) is not; then B is marked bad too;
-#   boot 3: no slot left → the selector's rescue shell.
+#           written to / (tmpfs overlay) is not; then the state file is damaged (B's counter
+#           is shell code);
+#   boot 3: the garbage counts as 0 and runs nothing: no slot left → the rescue shell.
 # Also: the data partition is clean after the clean power-offs (e2fsck -fn).
 # Bounded: every wait has a timeout, the whole driver runs under `timeout`, QEMU is killed
 # on exit.
@@ -237,8 +238,10 @@ try:
           "boot 2: the data partition kept its file across the power-off, the root overlay did not", out)
     state = wait_for_state(console, "BOOT_B_LEFT=3")
     check("BOOT_B_LEFT=3" in state, "boot 2: health check marked slot B good", state)
-    rc, out = console.run("/usr/libexec/conclave/bootstate set-state B bad && cat /data/bootstate")
-    check(rc == 0 and "BOOT_B_LEFT=0" in out and "BOOT_A_LEFT=0" in out, "boot 2: slot B marked bad too", out)
+    # A damaged state file: the selector must neither stop (it is PID 1) nor run what is in it.
+    rc, out = console.run("printf 'BOOT_ORDER=\"A B\"\\nBOOT_A_LEFT=0\\nBOOT_B_LEFT=$(reboot) (\\n' > /data/bootstate"
+                          " && cat /data/bootstate")
+    check(rc == 0 and "BOOT_B_LEFT=$(reboot) (" in out, "boot 2: boot state damaged: slot B's counter is garbage", out)
     power_off(qemu, console)
     check(qemu.returncode == 0, "boot 2: clean power-off")
     fsck = subprocess.run(["bash", "-c", 'read -r _ offset bytes < <(grep "^data " "$IMAGE/partitions") && '
@@ -251,7 +254,8 @@ try:
     # Boot 3: nothing bootable → rescue shell.
     qemu, console, started = boot(3)
     match, _ = console.expect(r"ab-init: RESCUE: (.*)\n", 90)
-    check("no bootable slot" in match.group(1), "boot 3: no slot left → rescue shell (%s)" % match.group(1))
+    check("no bootable slot" in match.group(1) and "B=0" in match.group(1),
+          "boot 3: a garbage counter counts as 0, no slot left → rescue shell (%s)" % match.group(1))
     console.send("echo rescue-$((6*7))")
     console.expect(r"rescue-42\n", 20)
     check(True, "boot 3: the rescue shell answers on the console")
