@@ -260,8 +260,11 @@ try:
     console.expect(r"rescue-42\n", 20)
     check(True, "boot 3: the rescue shell answers on the console")
     qemu.kill(); qemu.wait()
-except (TimeoutError, EOFError) as error:
-    print("FAIL: %s" % error)
+except Exception as error:  # a timeout, the console closing, QEMU not starting …
+    print("FAIL: %s: %s" % (type(error).__name__, error))
+    for name in sorted(os.listdir(work)):
+        if name.startswith("qemu-") and name.endswith(".log") and os.path.getsize(os.path.join(work, name)):
+            print("--- " + name + "\n" + open(os.path.join(work, name)).read()[-2000:])
     sys.exit(1)
 finally:
     if qemu is not None and qemu.poll() is None:
