@@ -22,7 +22,7 @@ final class DatagramBatch {
         buffers = .allocate(byteCount: capacity * bufferSize, alignment: 16)
         vectors = .allocate(capacity: capacity)
         names = .allocate(capacity: capacity)
-        controlSize = conclave_cmsg_int_space()
+        controlSize = max(conclave_cmsg_int_space(), conclave_cmsg_timestamp_space())
         controls = .allocate(byteCount: capacity * controlSize, alignment: 16)
         headers = .allocate(capacity: capacity)
         for slot in 0..<capacity {
@@ -48,13 +48,19 @@ final class DatagramBatch {
 
     @inline(__always) func source(_ slot: Int) -> PeerAddress? { PeerAddress(UnsafeRawPointer(names + slot)) }
 
+    /// When the kernel received the datagram in `slot` (CLOCK_REALTIME ns), 0 if not stamped.
+    @inline(__always) func receiveTimestamp(_ slot: Int) -> Int64 {
+        conclave_cmsg_timestamp_nanoseconds(&headers[slot].msg_hdr)
+    }
+
     /// Receives up to `capacity` datagrams without blocking; returns how many (0 when none).
-    func receive(from socket: Int32) throws(RelayError) -> Int {
+    /// With `timestamps`, each slot gets room for the kernel's receive timestamp.
+    func receive(from socket: Int32, timestamps: Bool = false) throws(RelayError) -> Int {
         for slot in 0..<capacity {
             vectors[slot].iov_len = bufferSize
             headers[slot].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in6>.size)
-            headers[slot].msg_hdr.msg_control = nil
-            headers[slot].msg_hdr.msg_controllen = 0
+            headers[slot].msg_hdr.msg_control = timestamps ? controls + slot * controlSize : nil
+            headers[slot].msg_hdr.msg_controllen = timestamps ? controlSize : 0
             headers[slot].msg_hdr.msg_flags = 0
         }
         let received = conclave_recvmmsg(socket, headers, UInt32(capacity), Int32(MSG_DONTWAIT))

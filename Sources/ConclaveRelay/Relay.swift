@@ -18,6 +18,8 @@ public final class Relay: @unchecked Sendable {
         public var securityMode: SecurityMode
         /// Socket buffer size asked for each UDP socket (forced when the process may).
         public var socketBufferBytes: Int
+        /// Stamp every datagram on receive and report the relay's residence time (benchmarks).
+        public var measureResidence = false
 
         public init(
             listen: String = "0.0.0.0", basePort: UInt16 = 3478, threads: Int = Relay.defaultThreadCount,
@@ -70,7 +72,9 @@ public final class Relay: @unchecked Sendable {
     public init(configuration: Configuration, udpSockets: [Int32], tcpListener: Int32?) throws {
         precondition(!udpSockets.isEmpty)
         self.configuration = configuration
-        threads = try udpSockets.enumerated().map { try RelayThread(index: $0.offset, socket: $0.element) }
+        threads = try udpSockets.enumerated().map {
+            try RelayThread(index: $0.offset, socket: $0.element, measureResidence: configuration.measureResidence)
+        }
         for thread in threads { try thread.start() }
         if tcpListener != nil || configuration.tcpPort != 0 { try startTCP(adopting: tcpListener) }
     }
@@ -164,17 +168,43 @@ public final class Relay: @unchecked Sendable {
 
     /// A copy of every leg's statistics and the relay's own counters, from every thread.
     public func snapshot() -> (legs: [LegSnapshot], counters: RelayCounters) {
-        let results = Mutex<([LegSnapshot], RelayCounters, Int)>(([], RelayCounters(), 0))
+        let results = Mutex<([LegSnapshot], RelayCounters, [UInt32]?, Int)>(([], RelayCounters(), nil, 0))
         for thread in threads {
-            thread.send(.snapshot { legs, counters in
-                results.withLock { $0.0 += legs; $0.1 = $0.1 + counters; $0.2 += 1 }
+            thread.send(.snapshot { legs, counters, residence in
+                results.withLock { result in
+                    result.0 += legs
+                    result.1 = result.1 + counters
+                    if let residence {
+                        result.2 = result.2.map { zip($0, residence).map { $0 &+ $1 } } ?? residence
+                    }
+                    result.3 += 1
+                }
             })
         }
         // Threads answer within one batch; wait a bounded time so a wedged thread cannot hang us.
         let deadline = monotonicSeconds() + 2
-        while results.withLock({ $0.2 }) < threads.count && monotonicSeconds() < deadline { usleep(1000) }
-        let (legs, counters, _) = results.withLock { $0 }
-        return (legs.sorted { $0.leg < $1.leg }, counters)
+        while results.withLock({ $0.3 }) < threads.count && monotonicSeconds() < deadline { usleep(1000) }
+        var (legs, counters, residence, _) = results.withLock { $0 }
+        if let residence {
+            let total = residence.reduce(UInt64(0)) { $0 + UInt64($1) }
+            func percentile(_ fraction: Double) -> Int {
+                let rank = UInt64((Double(total) * fraction).rounded(.up))
+                var seen: UInt64 = 0
+                for (microseconds, count) in residence.enumerated() {
+                    seen += UInt64(count)
+                    if seen >= rank { return microseconds }
+                }
+                return residence.count - 1
+            }
+            counters.residenceSamples = total
+            if total > 0 {
+                counters.residenceP50Microseconds = percentile(0.5)
+                counters.residenceP99Microseconds = percentile(0.99)
+                counters.residenceP999Microseconds = percentile(0.999)
+            }
+        }
+        legs.sort { $0.leg < $1.leg }
+        return (legs, counters)
     }
 
     // MARK: TCP fallback

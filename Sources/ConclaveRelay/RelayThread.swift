@@ -13,7 +13,7 @@ enum RelayCommand: @unchecked Sendable {
     case removeLeg(UInt32)
     case tcpFrame([UInt8], TCPMediaConnection)
     case tcpClosed(TCPMediaConnection)
-    case snapshot(@Sendable ([LegSnapshot], RelayCounters) -> Void)
+    case snapshot(@Sendable ([LegSnapshot], RelayCounters, [UInt32]?) -> Void)
 }
 
 /// Relay-wide counts of datagrams that never reached a leg.
@@ -22,6 +22,12 @@ public struct RelayCounters: Sendable, Equatable, Codable {
     public var forwarded: UInt64 = 0
     public var malformed: UInt64 = 0
     public var unknownLeg: UInt64 = 0
+    /// With residence measurement on: how long datagrams spent in the relay, from the kernel's
+    /// receive timestamp to the return of the `sendmmsg` that forwarded them (microseconds).
+    public var residenceSamples: UInt64?
+    public var residenceP50Microseconds: Int?
+    public var residenceP99Microseconds: Int?
+    public var residenceP999Microseconds: Int?
 
     public init() {}
 
@@ -44,6 +50,9 @@ final class RelayThread: @unchecked Sendable {
 
     let index: Int
     let socket: Int32
+    /// Microsecond buckets of residence time (last bucket: 10 ms or more), when measured.
+    static let residenceBuckets = 10_001
+    private let residence: UnsafeMutablePointer<UInt32>?
     private var legs: [UInt32: MediaLeg] = [:]
     private var meetings: [UInt32: Meeting] = [:]
     private var counters = RelayCounters()
@@ -57,14 +66,22 @@ final class RelayThread: @unchecked Sendable {
     private let wakeup: Int32
     private var thread: pthread_t?
 
-    init(index: Int, socket: Int32) throws(RelayError) {
+    init(index: Int, socket: Int32, measureResidence: Bool) throws(RelayError) {
         self.index = index
         self.socket = socket
+        if measureResidence {
+            guard conclave_enable_receive_timestamps(socket) == 0 else { throw .system("setsockopt(SO_TIMESTAMPNS)", errno) }
+            residence = .allocate(capacity: Self.residenceBuckets)
+            residence!.initialize(repeating: 0, count: Self.residenceBuckets)
+        } else {
+            residence = nil
+        }
         wakeup = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         guard wakeup >= 0 else { throw .system("eventfd", errno) }
     }
 
     deinit {
+        residence?.deallocate()
         scratch.deallocate()
         tcpFrame.deallocate()
         close(wakeup)
@@ -109,7 +126,7 @@ final class RelayThread: @unchecked Sendable {
         while running.load(ordering: .acquiring) {
             if pending.load(ordering: .acquiring) > 0 { drainInbox() }
             let received: Int
-            do { received = try inbound.receive(from: socket) } catch { received = 0 }
+            do { received = try inbound.receive(from: socket, timestamps: residence != nil) } catch { received = 0 }
             if received > 0 {
                 let now = monotonicSeconds()
                 for slot in 0..<received {
@@ -118,6 +135,7 @@ final class RelayThread: @unchecked Sendable {
                 }
                 counters.received &+= UInt64(received)
                 flushOutbound()
+                if let residence { recordResidence(of: received, into: residence) }
                 continue
             }
             waitForWork()
@@ -173,7 +191,7 @@ final class RelayThread: @unchecked Sendable {
                 if case .tcp(let latched) = leg.transport, latched === connection { leg.transport = .unlatched }
             }
         case .snapshot(let reply):
-            reply(legs.values.map { $0.snapshot() }, counters)
+            reply(legs.values.map { $0.snapshot() }, counters, residence.map { Array(UnsafeBufferPointer(start: $0, count: Self.residenceBuckets)) })
         }
     }
 
@@ -290,6 +308,19 @@ final class RelayThread: @unchecked Sendable {
             if outbound.nextSlot() == nil { flushOutbound() }
             outbound.buffer(outbound.count).copyMemory(from: frame, byteCount: length)
             outbound.commit(length: length, to: address, dscp: MediaKind.audio.dscp)
+        }
+    }
+
+    /// After the batch's `sendmmsg`: the time since the kernel received each of its datagrams.
+    private func recordResidence(of received: Int, into histogram: UnsafeMutablePointer<UInt32>) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let nanoseconds = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+        for slot in 0..<received {
+            let stamp = inbound.receiveTimestamp(slot)
+            guard stamp > 0 else { continue }
+            let microseconds = Int(max(0, nanoseconds - stamp) / 1000)
+            histogram[min(microseconds, Self.residenceBuckets - 1)] &+= 1
         }
     }
 

@@ -27,6 +27,7 @@ struct RelayStandaloneCommand: ParsableCommand {
     @Option(help: "TCP fallback port (0: none).") var tcpPort: UInt16 = 0
     @Option(help: "System security mode: secured (SRTP only) or mixed.") var securityMode = SecurityMode.mixed
     @Option(help: "Stop after this many seconds.") var duration: Double?
+    @Flag(help: "Stamp datagrams on receive and report the relay's residence time percentiles.") var measureResidence = false
 
     func validate() throws {
         guard threads >= 1 && threads <= 64 else { throw ValidationError("--threads must be 1…64") }
@@ -41,8 +42,10 @@ struct RelayStandaloneCommand: ParsableCommand {
         for signal in [SIGINT, SIGTERM, SIGUSR1] { sigaddset(&signals, signal) }
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
-        let relay = try Relay(configuration: .init(
-            listen: listen, basePort: port, threads: threads, tcpPort: tcpPort, securityMode: securityMode))
+        var configuration = Relay.Configuration(
+            listen: listen, basePort: port, threads: threads, tcpPort: tcpPort, securityMode: securityMode)
+        configuration.measureResidence = measureResidence
+        let relay = try Relay(configuration: configuration)
         defer { relay.shutdown() }
         for leg in file.legs { try relay.addLeg(leg) }
         let lastPort = Int(port) + threads - 1

@@ -53,9 +53,9 @@ class Bench:
                                 "--participants", str(participants), "--profile", profile], stdout=out, check=True)
         return path
 
-    def start_relay(self, legs, binary=None, env=None):
+    def start_relay(self, legs, binary=None, env=None, extra=()):
         relay = subprocess.Popen(["taskset", "-c", CORE_RELAY, binary or self.binary, "relay", "standalone", "--legs", legs,
-                                  "--listen", "127.0.0.1", "--port", "41000", "--threads", "1", "--duration", "120"],
+                                  "--listen", "127.0.0.1", "--port", "41000", "--threads", "1", "--duration", "120", *extra],
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         time.sleep(0.8)
         return relay
@@ -131,12 +131,15 @@ class Bench:
         results = {}
         for load in (0.5, 0.8):
             per_participant = saturation_in_pps * load / (meetings * participants)
-            relay = self.start_relay(legs)
+            relay = self.start_relay(legs, extra=("--measure-residence",))
             report = self.loadgen(legs, meetings, participants, 1200, per_participant, self.args.seconds, verify=True)
-            self.stop_relay(relay)
+            final, _ = self.stop_relay(relay)
+            report["residence"] = {key: final["counters"].get(key) for key in
+                                   ("residenceP50Microseconds", "residenceP99Microseconds", "residenceP999Microseconds")}
             results[load] = report
             print(f"  load {load:.0%}: offered {report['sentPerSecond']:.0f} pps, lost {report['lost']}, "
-                  f"p50 {report['latencyMilliseconds']['p50']} ms, p99 {report['latencyMilliseconds']['p99']} ms", flush=True)
+                  f"p50 {report['latencyMilliseconds']['p50']} ms, p99 {report['latencyMilliseconds']['p99']} ms, "
+                  f"relay residence {report['residence']}", flush=True)
         return results
 
     def memory(self):
@@ -279,13 +282,19 @@ def render(args, rows, latency, memory, per_leg, windows, overload):
         "stamps each packet and so measures one-way latency (generator → relay → generator, all on loopback: an",
         "upper bound of the latency the relay adds).",
         "",
-        "| offered load | offered pkt/s | received / expected | lost | p50 ms | p99 ms | p99.9 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "The relay also stamps each datagram as the kernel receives it (`SO_TIMESTAMPNS`) and, after the",
+        "`sendmmsg` that forwards it, records how long it stayed: the latency the relay adds, socket queue",
+        "included (`relay standalone --measure-residence`).",
+        "",
+        "| offered load | offered pkt/s | received / expected | lost | end to end p50 / p99 / p99.9 ms | relay residence p50 / p99 / p99.9 ms |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, report in (("50 % of saturation", half), ("80 % of saturation", most)):
-        l = report["latencyMilliseconds"]
+        l, r = report["latencyMilliseconds"], report["residence"]
+        residence = " / ".join("–" if r[key] is None else f"{r[key] / 1000:.3f}"
+                               for key in ("residenceP50Microseconds", "residenceP99Microseconds", "residenceP999Microseconds"))
         lines.append(f"| {name} | {report['sentPerSecond']:,.0f} | {report['received']:,} / {report['expected']:,} | "
-                     f"{report['lost']} | {l['p50']} | {l['p99']} | {l['p999']} |")
+                     f"{report['lost']} | {l['p50']} / {l['p99']} / {l['p999']} | {residence} |")
     lines += ["", "## Memory per leg", "", "Resident set of the relay process after every leg carried traffic "
               "(SRTP-GCM, 2-party meetings).", "", "| legs | VmRSS KiB |", "|---:|---:|"]
     lines += [f"| {count} | {rss:,} |" for count, rss in memory]
@@ -318,9 +327,8 @@ def render(args, rows, latency, memory, per_leg, windows, overload):
     lines += ["## Reading these figures", "",
               "- The machine is shared: other builds may run during a benchmark, so absolute rates move from run to",
               "  run; the ratios pair the two forwarders back to back on the same core and are steadier.",
-              "- The latency figures are end to end through the load generator, which encrypts every packet it",
-              "  offers and decrypts every packet it receives on the other core: they bound the relay's own",
-              "  share from above.",
+              "- The end-to-end latency goes through the load generator, which encrypts every packet it offers and",
+              "  decrypts every packet it receives on the other core; the residence column is the relay's own share.",
               "- UDP GSO is not used: it batches segments to one destination, and a relay's fan-out goes to distinct",
               "  receivers (`../shared/notes/udp-hot-path.md`).",
               ""]

@@ -21,6 +21,15 @@ int conclave_recvmmsg(int fd, struct conclave_mmsghdr *messages, unsigned int co
 /// sendmmsg(2).
 int conclave_sendmmsg(int fd, struct conclave_mmsghdr *messages, unsigned int count, int flags);
 
+/// setsockopt(SO_TIMESTAMPNS): the kernel stamps each received datagram (CLOCK_REALTIME).
+int conclave_enable_receive_timestamps(int fd);
+
+/// Room a control buffer needs for a receive timestamp (CMSG_SPACE(sizeof(struct timespec))).
+size_t conclave_cmsg_timestamp_space(void);
+
+/// The SCM_TIMESTAMPNS of a received message in nanoseconds, or 0 if it carries none.
+int64_t conclave_cmsg_timestamp_nanoseconds(const struct msghdr *message);
+
 /// Room a control buffer needs for one int-valued ancillary message (CMSG_SPACE(sizeof(int))).
 size_t conclave_cmsg_int_space(void);
 
