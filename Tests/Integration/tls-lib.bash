@@ -12,7 +12,8 @@ conclave() { "$CONCLAVE_BIN" "$@"; }
 work=$(mktemp -d)
 background_pids=()
 cleanup() {
-  for pid in "${background_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # `conclave` is a function, so `conclave … &` is a subshell whose child is the server: end both.
+  for pid in "${background_pids[@]}"; do pkill -P "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
   for pid in "${background_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$work"
 }
