@@ -125,14 +125,22 @@ public final class EthtoolNetlink: EthtoolControl {
     public func rings(link: String) throws -> RingParameters? {
         guard let attributes = try get(command: ETHTOOL_MSG_RINGS_GET, header: ETHTOOL_A_RINGS_HEADER, link: link, operation: "ethtool rings get")
         else { return nil }
-        var result = RingParameters()
-        for (name, current, maximum) in Self.ringAttributes {
-            // A ring the device lacks has maximum 0 (rx-mini, rx-jumbo on most NICs): leave it out.
+        let (current, maximum) = Self.counts(in: attributes, Self.ringAttributes)
+        return RingParameters(current: current, maximum: maximum)
+    }
+
+    /// The current value and maximum of each (current, maximum) attribute pair of `table`. A
+    /// count the device lacks has maximum 0 (rx-mini, rx-jumbo on most NICs): it is left out.
+    private static func counts(
+        in attributes: [NetlinkAttribute], _ table: [(String, current: Int, maximum: Int)]
+    ) -> (current: [String: UInt32], maximum: [String: UInt32]) {
+        var currents: [String: UInt32] = [:], maximums: [String: UInt32] = [:]
+        for (name, current, maximum) in table {
             guard let top = attributes.first(where: { $0.type == maximum })?.u32, top > 0 else { continue }
-            result.maximum[name] = top
-            result.current[name] = attributes.first { $0.type == current }?.u32 ?? 0
+            maximums[name] = top
+            currents[name] = attributes.first { $0.type == current }?.u32 ?? 0
         }
-        return result
+        return (currents, maximums)
     }
 
     public func setRings(link: String, _ values: [String: UInt32]) throws {
@@ -143,13 +151,8 @@ public final class EthtoolNetlink: EthtoolControl {
         guard let attributes = try get(
             command: ETHTOOL_MSG_CHANNELS_GET, header: ETHTOOL_A_CHANNELS_HEADER, link: link, operation: "ethtool channels get")
         else { return nil }
-        var result = ChannelParameters()
-        for (name, current, maximum) in Self.channelAttributes {
-            guard let top = attributes.first(where: { $0.type == maximum })?.u32, top > 0 else { continue }
-            result.maximum[name] = top
-            result.current[name] = attributes.first { $0.type == current }?.u32 ?? 0
-        }
-        return result
+        let (current, maximum) = Self.counts(in: attributes, Self.channelAttributes)
+        return ChannelParameters(current: current, maximum: maximum)
     }
 
     public func setChannels(link: String, _ values: [String: UInt32]) throws {
