@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // Thin C modules: one per library, module map + umbrella header.
@@ -58,6 +59,14 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
 
+        // Registered users, guest visits, the audit log (SQLite through GRDB), join tokens, login throttling.
+        .target(
+            name: "ConclaveIdentity",
+            dependencies: [
+                "ConclaveCrypto", "ConclaveSystem", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
+
         // The control plane: legs and keys for the relay (joins, API and monitoring follow).
         .target(
             name: "ConclaveControl",
@@ -69,7 +78,7 @@ let package = Package(
             name: "conclave",
             dependencies: [
                 "ConclaveCrypto", "ConclaveSRTP", "ConclaveSystem", "ConclaveWire", "ConclaveRelay", "ConclaveControl",
-                .product(name: "Logging", package: "swift-log"),
+                "ConclaveIdentity", .product(name: "Logging", package: "swift-log"),
                 "ConclavePKI", .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -85,6 +94,7 @@ let package = Package(
         .testTarget(name: "ConclaveSystemTests", dependencies: ["ConclaveSystem", "ConclaveWire"]),
         .testTarget(name: "ConclaveWireTests", dependencies: ["ConclaveWire"]),
         .testTarget(name: "ConclaveRelayTests", dependencies: ["ConclaveRelay", "ConclaveSRTP", "ConclaveWire"]),
+        .testTarget(name: "ConclaveIdentityTests", dependencies: ["ConclaveIdentity", "ConclaveCrypto", "ConclaveSystem"]),
         .testTarget(name: "ConclaveControlTests", dependencies: ["ConclaveControl", "ConclaveRelay", "ConclaveSRTP"]),
     ]
 )
