@@ -9,6 +9,9 @@ public enum CertificateUsage: Sendable, Hashable {
     case client
     case serverAndClient
     case codeSigning
+    /// An update bundle signer as RAUC checks it by default (OpenSSL's `smimesign` purpose):
+    /// digitalSignature and no extendedKeyUsage (codeSigning would fail that check).
+    case bundleSigning
 }
 
 /// Builds and signs X.509 v3 certificates: self-signed ones, and ones issued by a local CA.
@@ -115,6 +118,9 @@ public enum CertificateBuilder {
             default: "serverAuth,clientAuth"
             }
             extensions.append((NID_ext_key_usage, usages))
+        case .bundleSigning:
+            extensions.append((NID_basic_constraints, "critical,CA:FALSE"))
+            extensions.append((NID_key_usage, "critical,digitalSignature"))
         }
         extensions.append((NID_subject_key_identifier, "hash"))
         if issuer != nil { extensions.append((NID_authority_key_identifier, "keyid:always")) }

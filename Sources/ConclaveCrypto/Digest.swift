@@ -16,3 +16,32 @@ public enum Digest {
         return Array(output.prefix(Int(length)))
     }
 }
+
+/// Incremental SHA-256 (`EVP_DigestInit_ex`/`Update`/`Final_ex`), for data streamed in chunks
+/// (an update image is hashed as it is read). Owns the `EVP_MD_CTX` and frees it in `deinit`.
+public final class SHA256Hasher {
+    private let context: OpaquePointer
+
+    public init() throws {
+        guard let context = EVP_MD_CTX_new() else { throw OpenSSLError.drainQueue(after: "EVP_MD_CTX_new") }
+        self.context = context
+        guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else { throw OpenSSLError.drainQueue(after: "EVP_DigestInit_ex") }
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    public func update(_ bytes: ArraySlice<UInt8>) {
+        let ok = bytes.withUnsafeBytes { EVP_DigestUpdate(context, $0.baseAddress, $0.count) }
+        precondition(ok == 1, "EVP_DigestUpdate(SHA-256) failed")
+    }
+
+    public func update(_ bytes: [UInt8]) { update(bytes[...]) }
+
+    /// The digest; the hasher must not be used afterwards.
+    public func finish() throws -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        guard EVP_DigestFinal_ex(context, &output, &length) == 1 else { throw OpenSSLError.drainQueue(after: "EVP_DigestFinal_ex") }
+        return Array(output.prefix(Int(length)))
+    }
+}

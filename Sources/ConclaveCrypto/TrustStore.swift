@@ -29,12 +29,16 @@ public enum CertificatePurpose: Sendable {
     case clientAuthentication
     /// Any purpose: signed update bundles carry codeSigning or no EKU at all.
     case any
+    /// S/MIME signing (`smimesign`): RAUC's default check for bundle signers. Key usage, when
+    /// present, must allow digital signatures; an EKU, when present, must allow email protection.
+    case smimeSigning
 
     var openSSLPurpose: Int32 {
         switch self {
         case .serverAuthentication: X509_PURPOSE_SSL_SERVER
         case .clientAuthentication: X509_PURPOSE_SSL_CLIENT
         case .any: X509_PURPOSE_ANY
+        case .smimeSigning: X509_PURPOSE_SMIME_SIGN
         }
     }
 }

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Glibc
 import Testing
 @testable import ConclaveCrypto
 
@@ -186,5 +187,55 @@ import Testing
             try CMS.verifyDetached(signature: signature, content: content, keyring: TrustStore(anchors: [otherRoot.certificate]))
         }
         #expect(throws: OpenSSLError.self) { try CMS.verifyDetached(signature: [1, 2, 3], content: content, keyring: keyring) }
+    }
+}
+
+@Suite struct CMSFileRangeTests {
+    /// A RAUC bundle: signed bytes, then the signature, in one file; only the range is verified.
+    @Test func verifiesARangeOfAFileAndSaysWhyItFails() throws {
+        let root = try LocalCertificateAuthority(commonName: "Update Root")
+        let (signer, key) = try root.issueLeaf(commonName: "Update Signer", usage: .bundleSigning)
+        let content = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let signature = try CMS.signDetached(content: content, signer: signer, key: key)
+        let path = "/tmp/conclave-cms-range-\(getpid())"
+        defer { unlink(path) }
+        let keyring = try TrustStore(anchors: [root.certificate])
+
+        func verify(_ bytes: [UInt8], keyring: TrustStore, purpose: CertificatePurpose = .smimeSigning) throws -> [X509Certificate] {
+            let file = fopen(path, "wb")!
+            _ = (bytes + signature).withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+            fclose(file)
+            let descriptor = open(path, O_RDONLY)
+            defer { close(descriptor) }
+            return try CMS.verifyDetached(
+                signature: signature, fileDescriptor: descriptor, range: 0..<UInt64(bytes.count), keyring: keyring, purpose: purpose)
+        }
+        #expect(try verify(content, keyring: keyring) == [signer])
+
+        var tampered = content
+        tampered[150_000] ^= 1
+        do { _ = try verify(tampered, keyring: keyring); Issue.record("a tampered byte verified") } catch let failure as CMSVerificationFailure {
+            #expect(failure.kind == .contentMismatch)
+        }
+        let other = try TrustStore(anchors: [LocalCertificateAuthority(commonName: "Other Root").certificate])
+        do { _ = try verify(content, keyring: other); Issue.record("verified against the wrong keyring") } catch let failure as CMSVerificationFailure {
+            #expect(failure.kind == .untrustedSigner)
+        }
+
+        let (codeSigner, codeKey) = try root.issueLeaf(commonName: "Code Signer", usage: .codeSigning)
+        let codeSignature = try CMS.signDetached(content: content, signer: codeSigner, key: codeKey)
+        let file = fopen(path, "wb")!
+        _ = (content + codeSignature).withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+        fclose(file)
+        let descriptor = open(path, O_RDONLY)
+        defer { close(descriptor) }
+        do {
+            _ = try CMS.verifyDetached(
+                signature: codeSignature, fileDescriptor: descriptor, range: 0..<UInt64(content.count), keyring: keyring,
+                purpose: .smimeSigning)
+            Issue.record("a codeSigning-only signer passed the smimesign purpose")
+        } catch let failure as CMSVerificationFailure {
+            #expect(failure.kind == .unsuitableSigner)
+        }
     }
 }
