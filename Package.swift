@@ -23,6 +23,7 @@ let package = Package(
         .systemLibrary(name: "CSRTP"),
         .systemLibrary(name: "CNetlink", pkgConfig: "libnl-genl-3.0"),
         .systemLibrary(name: "CCap"),
+        .systemLibrary(name: "CZlib"),
 
         // Swift wrappers: each imports its C module internally, so no C type leaks.
         .target(name: "CConclaveOpenSSLShims"),
@@ -74,10 +75,15 @@ let package = Package(
                 "ConclaveRelay", "ConclaveSRTP", "ConclaveSystem", "ConclaveWire", .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // Signed updates: RAUC bundle reader and verifier, A/B slots, boot state, installer.
+        .target(
+            name: "ConclaveUpdate",
+            dependencies: ["CZlib", "ConclaveCrypto", "ConclaveSystem", .product(name: "SystemPackage", package: "swift-system")]),
+
         .executableTarget(
             name: "conclave",
             dependencies: [
-                "ConclaveCrypto", "ConclaveSRTP", "ConclaveSystem", "ConclaveWire", "ConclaveRelay", "ConclaveControl",
+                "ConclaveCrypto", "ConclaveSRTP", "ConclaveSystem", "ConclaveWire", "ConclaveRelay", "ConclaveControl", "ConclaveUpdate",
                 "ConclaveIdentity", .product(name: "Logging", package: "swift-log"),
                 "ConclavePKI", .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -93,6 +99,8 @@ let package = Package(
         .testTarget(name: "ConclaveSRTPTests", dependencies: ["ConclaveSRTP"]),
         .testTarget(name: "ConclaveSystemTests", dependencies: ["ConclaveSystem", "ConclaveWire"]),
         .testTarget(name: "ConclaveWireTests", dependencies: ["ConclaveWire"]),
+        .testTarget(
+            name: "ConclaveUpdateTests", dependencies: ["ConclaveUpdate", "ConclaveCrypto", "ConclaveSystem"], exclude: ["Fixtures"]),
         .testTarget(name: "ConclaveRelayTests", dependencies: ["ConclaveRelay", "ConclaveSRTP", "ConclaveWire"]),
         .testTarget(name: "ConclaveIdentityTests", dependencies: ["ConclaveIdentity", "ConclaveCrypto", "ConclaveSystem"]),
         .testTarget(name: "ConclaveControlTests", dependencies: ["ConclaveControl", "ConclaveRelay", "ConclaveSRTP"]),
