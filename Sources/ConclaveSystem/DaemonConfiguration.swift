@@ -38,6 +38,11 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var network = NetworkConfiguration()
     /// Overrides of the board's tuning profile (docs/tuning.md).
     public var tuning = TuningProfile()
+    /// Days a guest visit (nickname, address, MAC) is kept in the identity store (docs/identity.md).
+    public var guestRetentionDays = 30
+    /// PEM public key that verifies join tokens from the management server (docs/identity.md),
+    /// relative to the state directory unless absolute.
+    public var ssoKey = "pki/sso-key.pem"
 
     public init() {}
 
@@ -45,6 +50,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     static let knownKeys: Set<String> = [
         "version", "role", "fqdn", "listen", "controlPort", "apiPort", "mediaPort", "mediaTCPPort", "relayThreads",
         "socketBufferBytes", "securityMode", "controlAccount", "relayAccount", "legsFile", "network", "tuning",
+        "guestRetentionDays", "ssoKey",
     ]
 
     public static func load(stateDirectory: FilePath) throws(ConfigurationFileError) -> DaemonConfiguration {
@@ -94,6 +100,11 @@ public struct DaemonConfiguration: Sendable, Equatable {
         configuration.controlAccount = try reader.account("controlAccount") ?? configuration.controlAccount
         configuration.relayAccount = try reader.account("relayAccount") ?? configuration.relayAccount
         configuration.legsFile = try reader.string("legsFile")
+        configuration.guestRetentionDays = try reader.integer("guestRetentionDays", in: 1...3650) ?? configuration.guestRetentionDays
+        if let ssoKey = try reader.string("ssoKey") {
+            guard !ssoKey.isEmpty, !ssoKey.utf8.contains(0) else { throw .invalid(source, field: "ssoKey", "expected a file path") }
+            configuration.ssoKey = ssoKey
+        }
         if let network = object["network"], network != .null {
             configuration.network = try NetworkConfiguration.parse(network, source: source)
         }
@@ -105,6 +116,17 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
         return configuration
     }
+}
+
+extension DaemonConfiguration {
+    /// `ssoKey` resolved against the state directory.
+    public func ssoKeyPath(stateDirectory: FilePath) -> FilePath {
+        let path = FilePath(ssoKey)
+        return path.isAbsolute ? path : stateDirectory.pushing(path)
+    }
+
+    /// `guestRetentionDays` as a duration.
+    public var guestRetention: Duration { .seconds(guestRetentionDays * 86400) }
 }
 
 public enum ConfigurationFileError: Error, CustomStringConvertible, Equatable {

@@ -24,6 +24,14 @@ import Testing
         #expect(configuration.relayAccount == .init(user: "r", uid: 5002, gid: 5003))
     }
 
+    @Test func readsIdentityFields() throws {
+        #expect(DaemonConfiguration().guestRetentionDays == 30 && DaemonConfiguration().ssoKey == "pki/sso-key.pem")
+        let configuration = try parse(#"{"guestRetentionDays": 7, "ssoKey": "/etc/conclave/sso.pem"}"#)
+        #expect(configuration.guestRetentionDays == 7 && configuration.guestRetention == .seconds(7 * 86400))
+        #expect(configuration.ssoKeyPath(stateDirectory: "/data/conclave") == "/etc/conclave/sso.pem")
+        #expect(DaemonConfiguration().ssoKeyPath(stateDirectory: "/data/conclave") == "/data/conclave/pki/sso-key.pem")
+    }
+
     @Test(arguments: [
         (#"{"controlPort": "443"}"#, "conclave.json: controlPort: expected an integer"),
         (#"{"controlPort": 70000}"#, "conclave.json: controlPort: expected an integer in 1…65535, got 70000.0"),
@@ -36,6 +44,10 @@ import Testing
         (#"{"relayAccount": {"user": "r", "uid": 5, "gid": 5, "home": "/"}}"#, "conclave.json: relayAccount.home: unknown field"),
         (#"{"mediaPort": 65535, "relayThreads": 2}"#, "conclave.json: mediaPort: mediaPort + relayThreads exceeds 65535"),
         ("[1, 2]", "conclave.json: (document): not a JSON object"),
+        (#"{"guestRetentionDays": 0}"#, "conclave.json: guestRetentionDays: expected an integer in 1…3650"),
+        (#"{"guestRetentionDays": 3651}"#, "conclave.json: guestRetentionDays: expected an integer in 1…3650"),
+        (#"{"ssoKey": 5}"#, "conclave.json: ssoKey: expected a string"),
+        (#"{"ssoKey": ""}"#, "conclave.json: ssoKey: expected a file path"),
     ])
     func refusesNamingTheField(json: String, message: String) {
         #expect {
