@@ -7,7 +7,7 @@ struct Conclave: ParsableCommand {
         abstract: "Firmware userland of the Conclave secure conferencing appliance.",
         version: VersionReport.text(),
         subcommands: [
-            SuperviseCommand.self, StatusCommand.self, RelayGroupCommand.self, LoadgenCommand.self, CertCommand.self,
+            SuperviseCommand.self, StatusCommand.self, RelayGroupCommand.self, LoadgenCommand.self, CertCommand.self, UsersCommand.self, TokenCommand.self,
             TLSCommand.self, WorkerCommand.self, NetCommand.self, UpdateCommand.self,
         ])
 }
