@@ -249,7 +249,10 @@ public struct SquashfsImage {
         guard index < superblock.fragmentCount else {
             throw .malformedPayload("fragment \(index) of \(superblock.fragmentCount)")
         }
-        let tableEntry = superblock.fragmentTableStart + UInt64(index / 512) * 8
+        guard superblock.fragmentTableStart < superblock.bytesUsed else {
+            throw .malformedPayload("the fragment table starts outside the image")
+        }
+        let tableEntry = superblock.fragmentTableStart + UInt64(index / 512) * 8  // both bounded: no overflow
         try checkInImage(tableEntry, 8, "the fragment table")
         var pointer = LittleEndianReader(try source.read(at: tableEntry, count: 8))
         let metadataBlock = pointer.u64()

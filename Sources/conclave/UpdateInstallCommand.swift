@@ -26,7 +26,7 @@ struct UpdateInstallCommand: ParsableCommand {
                 lastPercent = percent
             }
         } catch {
-            CommandOutput.error("update refused: \(error)")
+            CommandOutput.error("update not installed: \(error)")
             throw ExitCode.failure
         }
         for line in state.summaryLines { CommandOutput.line(line) }

@@ -33,7 +33,7 @@ final class ScratchDirectory {
         var template = Array("/tmp/conclave-update-test-XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         precondition(made != nil, "mkdtemp failed")
-        path = String(cString: template)
+        path = String(cString: made!)
     }
 
     func file(_ name: String) -> String { path + "/" + name }
