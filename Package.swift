@@ -80,12 +80,17 @@ let package = Package(
             name: "ConclaveUpdate",
             dependencies: ["CZlib", "ConclaveCrypto", "ConclaveSystem", .product(name: "SystemPackage", package: "swift-system")]),
 
+        // The serial/TTY console: line editor, status screen, login, first-boot wizard, menus.
+        .target(
+            name: "ConclaveConsole",
+            dependencies: ["ConclaveCrypto", "ConclavePKI", "ConclaveSystem", .product(name: "SystemPackage", package: "swift-system")]),
+
         .executableTarget(
             name: "conclave",
             dependencies: [
                 "ConclaveCrypto", "ConclaveSRTP", "ConclaveSystem", "ConclaveWire", "ConclaveRelay", "ConclaveControl", "ConclaveUpdate",
                 "ConclaveIdentity", .product(name: "Logging", package: "swift-log"),
-                "ConclavePKI", .product(name: "NIOPosix", package: "swift-nio"),
+                "ConclavePKI", "ConclaveConsole", .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -97,6 +102,7 @@ let package = Package(
             ]),
         .testTarget(name: "ConclavePKITests", dependencies: ["ConclavePKI", "ConclaveCrypto", "ConclaveSystem"]),
         .testTarget(name: "ConclaveSRTPTests", dependencies: ["ConclaveSRTP"]),
+        .testTarget(name: "ConclaveConsoleTests", dependencies: ["ConclaveConsole", "ConclavePKI", "ConclaveCrypto", "ConclaveSystem"]),
         .testTarget(name: "ConclaveSystemTests", dependencies: ["ConclaveSystem", "ConclaveWire"]),
         .testTarget(name: "ConclaveWireTests", dependencies: ["ConclaveWire"]),
         .testTarget(
