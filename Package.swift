@@ -72,7 +72,10 @@ let package = Package(
         .target(
             name: "ConclaveControl",
             dependencies: [
-                "ConclaveRelay", "ConclaveSRTP", "ConclaveSystem", "ConclaveWire", .product(name: "Logging", package: "swift-log"),
+                "ConclaveCrypto", "ConclaveIdentity", "ConclaveRelay", "ConclaveSRTP", "ConclaveSystem", "ConclaveWire",
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ]),
 
         // Signed updates: RAUC bundle reader and verifier, A/B slots, boot state, installer.

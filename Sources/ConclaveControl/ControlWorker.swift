@@ -1,46 +1,78 @@
+import ConclaveIdentity
 import ConclaveRelay
 import ConclaveSystem
 import ConclaveWire
 import FoundationEssentials
 import Glibc
 import Logging
+import NIOCore
+import NIOPosix
 import SystemPackage
 
-/// `conclave worker control` after its privilege drop. It holds the meetings and legs and hands
-/// each leg, with its keys, to the relay worker over the relay IPC. Until joins exist (the
-/// control server), the legs come from the legs file the configuration names; a reload
-/// re-reads it and sends only the difference, and a restarted relay worker gets them all again.
+/// `conclave worker control` after its privilege drop. The control plane (meetings, joins,
+/// keys for the relay) runs on one event loop; this thread serves the supervisor channel and
+/// hands each request to that loop. Legs of the configured legs file are kept on the relay
+/// too (tests and benchmarks without clients); a reload re-reads it and the configuration.
+/// The certificate comes from the supervisor, which alone reads the key file.
 public final class ControlWorker {
     private let stateDirectory: FilePath
     private let supervisor: WorkerChannel
     private let log: Logger
-    private var relay: RelayIPCClient?
-    /// What the relay worker has acknowledged.
-    private var sent: [UInt32: LegDescription] = [:]
-    private var meetings: [UInt32: MediaMode] = [:]
-    private var lastError: String?
+    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private let pool = NIOThreadPool(numberOfThreads: 1)
+    private let plane: ControlPlane
+    private let controlListener: Int32?
+    private let media: MediaPorts
 
-    public init(stateDirectory: FilePath, supervisor: WorkerChannel, relayIPC: Int32, log: Logger) {
+    /// `controlListener` is the bound, listening control socket (nil: no control server).
+    public init(
+        stateDirectory: FilePath, supervisor: WorkerChannel, relayIPC: Int32, controlListener: Int32?, media: MediaPorts,
+        serverVersion: String, log: Logger
+    ) throws {
+        self.media = media
         self.stateDirectory = stateDirectory
         self.supervisor = supervisor
         self.log = log
-        relay = RelayIPCClient(socket: relayIPC)
+        self.controlListener = controlListener
+        let configuration = try DaemonConfiguration.load(stateDirectory: stateDirectory)
+        let identity: IdentityStore?
+        do {
+            identity = try IdentityStore(
+                directory: stateDirectory.appending("db"), guestRetention: configuration.guestRetention)
+        } catch {
+            log.error("identity store not opened, registered users cannot join: \(error)")
+            identity = nil
+        }
+        pool.start()
+        plane = ControlPlane(
+            eventLoop: group.next(), relay: RelayLink(socket: relayIPC, log: log),
+            settings: ControlSettings(configuration: configuration, media: media), identity: identity,
+            blockingPool: pool, serverVersion: serverVersion, log: log)
     }
 
     public func run() throws -> Int32 {
-        synchronize()
+        defer {
+            try? pool.syncShutdownGracefully()
+            try? group.syncShutdownGracefully()
+        }
+        try onLoop { plane in
+            self.reloadOnLoop(plane)
+        }
+        if let controlListener {
+            _ = try plane.eventLoop.flatSubmit { [plane = LoopConfined(plane)] in ControlServer.start(listeningSocket: controlListener, plane: plane.value) }.wait()
+            log.info("control server accepting on wss://…\(ControlServer.path)")
+        }
+        let purge = plane.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(3600)) { [plane] _ in
+            guard let identity = plane.identity else { return }
+            do {
+                let removed = try identity.purgeExpiredVisits(now: Date())
+                if removed > 0 { plane.log.info("removed \(removed) guest visits past their retention") }
+            } catch { plane.log.error("guest visit purge: \(error)") }
+        }
+        defer { purge.cancel() }
         try supervisor.send(.ready)
         while true {
-            var descriptors = [pollfd(fd: supervisor.descriptor, events: Int16(POLLIN), revents: 0)]
-            if let relay { descriptors.append(pollfd(fd: relay.socket, events: Int16(POLLIN), revents: 0)) }
-            guard poll(&descriptors, nfds_t(descriptors.count), -1) > 0 else { continue }
-            if descriptors.count > 1, descriptors[1].revents != 0 {
-                // The relay IPC is request/reply: readable between requests means it closed.
-                log.warning("relay worker closed the relay IPC; waiting for the supervisor to restart it")
-                relay = nil
-                sent = [:]
-            }
-            guard descriptors[0].revents != 0 else { continue }
+            guard supervisor.waitReadable(timeout: -1) else { continue }
             switch try supervisor.receive() {
             case .closed:
                 log.info("supervisor gone: stopping")
@@ -50,17 +82,17 @@ public final class ControlWorker {
                 return 0
             case .message(.reload, _):
                 log.info("reload")
-                synchronize()
+                try onLoop { plane in self.reloadOnLoop(plane) }
             case .message(.statusRequest, _):
-                let legs = sent.count, meetingCount = Set(sent.values.map(\.meeting)).count
-                let error = lastError.map { ",\"lastError\":\(Self.quoted($0))" } ?? ""
-                try supervisor.send(.status(json: "{\"legs\":\(legs),\"meetings\":\(meetingCount),\"relayConnected\":\(relay != nil)\(error)}"))
+                try supervisor.send(.status(json: try onLoop { $0.statusJSON }))
+            case .message(.adminRequest(let json), _):
+                let reply = try onLoop { AdminRequests.handle(json, plane: $0) }
+                try supervisor.send(.adminReply(json: reply))
+            case .message(.credentials(let chain, let key, let ssoKey), _):
+                try onLoop { $0.loadCredentials(chain: chain, key: key, ssoKey: ssoKey) }
             case .message(.peerChannel, let descriptor?):
-                log.info("relay worker restarted: sending every leg again")
-                relay = RelayIPCClient(socket: descriptor)
-                sent = [:]
-                meetings = [:]
-                synchronize()
+                log.info("relay worker restarted: sending every meeting and leg again")
+                try onLoop { $0.relay.reconnect(socket: descriptor) }
             case .message(let message, let descriptor):
                 if let descriptor { close(descriptor) }
                 log.critical("supervisor sent \(message), which a control worker does not take")
@@ -69,62 +101,36 @@ public final class ControlWorker {
         }
     }
 
-    /// Brings the relay to the legs the legs file names: removes what is gone, adds what is new
-    /// or changed. A bad file is reported and changes nothing.
-    private func synchronize() {
-        let wanted: [UInt32: LegDescription]
-        do { wanted = try loadLegs() } catch {
-            lastError = "\(error)"
-            log.error("legs not loaded: \(error)")
+    /// Runs `body` on the control plane's event loop and waits for its result.
+    private func onLoop<T: Sendable>(_ body: @escaping (ControlPlane) -> T) throws -> T {
+        let confined = LoopConfined((plane, body))
+        return try plane.eventLoop.submit { confined.value.1(confined.value.0) }.wait()
+    }
+
+    /// Re-reads the configuration, the certificate and the legs file. A bad configuration
+    /// file is reported and changes nothing.
+    private func reloadOnLoop(_ plane: ControlPlane) {
+        let configuration: DaemonConfiguration
+        do { configuration = try DaemonConfiguration.load(stateDirectory: stateDirectory) } catch {
+            log.error("configuration not reloaded: \(error)")
             return
         }
-        lastError = nil
-        guard let relay else { return }
-        do {
-            for (id, leg) in sent where wanted[id] != leg {
-                try expectAck(relay.request(.removeLeg(legID: id)), "remove leg \(id)")
-                sent[id] = nil
-            }
-            for leg in wanted.values.sorted(by: { $0.leg < $1.leg }) where sent[leg.leg] == nil {
-                if meetings[leg.meeting] != leg.protection.mode {
-                    try expectAck(relay.request(.startMeeting(meetingID: leg.meeting, mode: leg.protection.mode.wire)), "start meeting \(leg.meeting)")
-                    meetings[leg.meeting] = leg.protection.mode
-                }
-                try expectAck(relay.request(.addLeg(leg.setup)), "add leg \(leg.leg)")
-                sent[leg.leg] = leg
-            }
-            log.info("relay holds \(sent.count) legs in \(Set(sent.values.map(\.meeting)).count) meetings")
-        } catch {
-            lastError = "\(error)"
-            log.error("relay IPC: \(error)")
-        }
-    }
-
-    private struct Refused: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    private func expectAck(_ reply: RelayMessage, _ what: String) throws {
-        switch reply {
-        case .ack: return
-        case .error(let code, let message):
-            // A relay that kept its legs across our restart already has them: that is fine.
-            if code == RelayIPCServer.ErrorCode.duplicateLeg.rawValue { return }
-            throw Refused(description: "\(what): relay refused (\(code)): \(message)")
-        default: throw Refused(description: "\(what): unexpected reply \(reply)")
-        }
-    }
-
-    private func loadLegs() throws -> [UInt32: LegDescription] {
-        let configuration = try DaemonConfiguration.load(stateDirectory: stateDirectory)
-        guard let name = configuration.legsFile else { return [:] }
+        plane.apply(ControlSettings(configuration: configuration, media: media))
+        guard let name = configuration.legsFile else { return }
         let path = name.hasPrefix("/") ? FilePath(name) : stateDirectory.appending(name)
-        let file = try LegsFile(parsing: Data(try Files.read(path)))
-        return Dictionary(uniqueKeysWithValues: file.legs.map { ($0.leg, $0) })
+        do {
+            let file = try LegsFile(parsing: Data(try Files.read(path)))
+            try plane.relay.synchronizeFileLegs(file.legs)
+            log.info("relay holds \(plane.relay.legCount) legs in \(plane.relay.meetingCount) meetings")
+        } catch {
+            log.error("legs file \(path): \(error)")
+        }
     }
+}
 
-    private static func quoted(_ text: String) -> String {
-        let encoder = JSONEncoder()
-        return (try? String(decoding: encoder.encode(text), as: UTF8.self)) ?? "\"\""
-    }
+/// Hands a value that belongs to the control plane's event loop to a closure that runs there.
+/// (`NIOLoopBound` checks the loop when it is made; these are made on the worker's main thread.)
+struct LoopConfined<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -43,6 +43,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// PEM public key that verifies join tokens from the management server (docs/identity.md),
     /// relative to the state directory unless absolute.
     public var ssoKey = "pki/sso-key.pem"
+    /// What a room system joins (role `room`; docs/room-system.md).
+    public var room: RoomConfiguration?
 
     public init() {}
 
@@ -50,7 +52,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     static let knownKeys: Set<String> = [
         "version", "role", "fqdn", "listen", "controlPort", "apiPort", "mediaPort", "mediaTCPPort", "relayThreads",
         "socketBufferBytes", "securityMode", "controlAccount", "relayAccount", "legsFile", "network", "tuning",
-        "guestRetentionDays", "ssoKey",
+        "guestRetentionDays", "ssoKey", "room",
     ]
 
     public static func load(stateDirectory: FilePath) throws(ConfigurationFileError) -> DaemonConfiguration {
@@ -110,6 +112,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
         if let tuning = object["tuning"], tuning != .null {
             configuration.tuning = try TuningProfile.parse(tuning, source: source, field: "tuning.")
+        }
+        if let room = object["room"], room != .null {
+            configuration.room = try RoomConfiguration.parse(room, source: source)
         }
         guard Int(configuration.mediaPort) + configuration.relayThreads - 1 <= 65535 else {
             throw .invalid(source, field: "mediaPort", "mediaPort + relayThreads exceeds 65535")

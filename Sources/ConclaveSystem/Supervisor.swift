@@ -19,6 +19,9 @@ public final class Supervisor {
         public var executable = "/proc/self/exe"
         /// Seconds to stop both workers on SIGTERM before they are killed.
         public var stopDeadline = 10.0
+        /// Reads the active certificate chain and key (PEM, empty when none is active) and the
+        /// join-token key for the control worker, which cannot read the PKI directory itself.
+        public var controlCredentials: @Sendable () -> (chain: [UInt8], key: [UInt8], ssoKey: [UInt8]) = { ([], [], []) }
 
         public init(stateDirectory: FilePath) { self.stateDirectory = stateDirectory }
     }
@@ -44,6 +47,7 @@ public final class Supervisor {
         var policy = RestartPolicy()
         var restartAt: Double?
         var lastStatus: String?
+        var lastAdminReply: String?
 
         init(role: Role) { self.role = role }
     }
@@ -66,12 +70,21 @@ public final class Supervisor {
         self.log = log
         sockets = try ListeningSockets(configuration)
         for role in Role.allCases { workers[role] = Worker(role: role) }
+        try Self.prepareDatabaseDirectory(options.stateDirectory.appending("db"), for: configuration.controlAccount)
     }
 
     deinit {
         if adminListener >= 0 { close(adminListener) }
         if signals >= 0 { close(signals) }
         for end in pendingPeerEnd.values { close(end) }
+    }
+
+    /// `DIR/db` (the identity store) belongs to the control worker's account, 0700.
+    static func prepareDatabaseDirectory(_ path: FilePath, for account: DaemonConfiguration.Account) throws {
+        let resolved = SystemAccount.resolve(name: account.user, fallbackUID: account.uid, fallbackGID: account.gid)
+        try path.removingLastComponent().makeDirectory(permissions: FilePermissions(rawValue: 0o755))
+        try path.makeDirectory(permissions: FilePermissions(rawValue: 0o700))
+        guard chown(path.string, resolved.uid, resolved.gid) == 0, chmod(path.string, 0o700) == 0 else { throw Errno(rawValue: errno) }
     }
 
     // MARK: Running
@@ -167,6 +180,9 @@ public final class Supervisor {
                           "--security-mode", configuration.securityMode]
             descriptors += sockets.media + (sockets.mediaTCP.map { [$0] } ?? [])
         case .control:
+            // The media ports as bound (flags may override the file): `joined` names them.
+            arguments += ["--media-port", String(configuration.mediaPort), "--media-tcp-port", String(sockets.mediaTCP == nil ? 0 : configuration.mediaTCPPort),
+                          "--relay-threads", String(sockets.media.count)]
             descriptors += [sockets.control, sockets.api]
         }
         let pid: pid_t
@@ -198,6 +214,7 @@ public final class Supervisor {
 
     private func reload() {
         log.info("reload")
+        sendCredentials()
         for worker in workers.values {
             try? worker.channel?.send(.reload)
         }
@@ -232,8 +249,11 @@ public final class Supervisor {
                 worker.channel = nil  // the exit itself arrives as SIGCHLD
             case .message(.ready, _):
                 log.info("\(role) worker ready")
+                if role == .control { sendCredentials() }
             case .message(.status(let json), _):
                 worker.lastStatus = json
+            case .message(.adminReply(let json), _) where role == .control:
+                worker.lastAdminReply = json
             case .message(let message, let descriptor):
                 if let descriptor { close(descriptor) }
                 throw WireError.malformed("\(message) is not a worker's message")
@@ -266,10 +286,11 @@ public final class Supervisor {
         defer { close(client) }
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let request = UnixSocket.readLine(client, limit: 256)
+        let request = UnixSocket.readLine(client, limit: 16_384)
         let reply: String
         var outcome = AdminOutcome.served
         switch request {
+        case let line? where line.hasPrefix("meeting "): reply = forwardToControl(String(line.dropFirst("meeting ".count)))
         case "status": reply = statusJSON()
         case "reload":
             reload()
@@ -278,10 +299,34 @@ public final class Supervisor {
             reply = #"{"ok":true}"#
             outcome = .stop
         default:
-            reply = #"{"ok":false,"error":"unknown request; expected status, reload or stop"}"#
+            reply = #"{"ok":false,"error":"unknown request; expected status, reload, stop or meeting JSON"}"#
         }
         UnixSocket.writeAll(client, reply + "\n")
         return outcome
+    }
+
+    private func sendCredentials() {
+        guard let channel = workers[.control]?.channel else { return }
+        let credentials = options.controlCredentials()
+        do { try channel.send(.credentials(chain: credentials.chain, key: credentials.key, ssoKey: credentials.ssoKey)) } catch {
+            log.error("could not hand the certificate to the control worker: \(error)")
+        }
+    }
+
+    /// Hands a meeting request to the control worker and waits (briefly) for its answer.
+    private func forwardToControl(_ json: String) -> String {
+        guard let worker = workers[.control], let channel = worker.channel else {
+            return #"{"ok":false,"code":"service-unavailable","error":"the control worker is not running"}"#
+        }
+        worker.lastAdminReply = nil
+        do { try channel.send(.adminRequest(json: json)) } catch {
+            return #"{"ok":false,"code":"service-unavailable","error":"the control worker did not take the request"}"#
+        }
+        let deadline = Self.now() + 3
+        while worker.lastAdminReply == nil, worker.channel != nil, Self.now() < deadline {
+            if worker.channel!.waitReadable(timeout: max(0, deadline - Self.now())) { readChannel(of: .control) }
+        }
+        return worker.lastAdminReply ?? #"{"ok":false,"code":"service-unavailable","error":"the control worker did not answer in time"}"#
     }
 
     public struct WorkerReport: Codable, Sendable {

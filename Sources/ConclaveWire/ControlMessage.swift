@@ -49,10 +49,14 @@ public enum ControlMessage: Equatable, Sendable {
         public var token: String?
         /// What the client reports of its network, for monitoring (privacy mode applies).
         public var mac: String?
+        /// RTP payload types the client sends as audio and as video (the relay marks DSCP by
+        /// them: EF for audio, AF41 for video); defaults apply when absent.
+        public var audioPayloadTypes: [UInt8]?
+        public var videoPayloadTypes: [UInt8]?
 
         public init(
             meeting: String, passcode: String? = nil, nickname: String? = nil, email: String? = nil, password: String? = nil,
-            token: String? = nil, mac: String? = nil
+            token: String? = nil, mac: String? = nil, audioPayloadTypes: [UInt8]? = nil, videoPayloadTypes: [UInt8]? = nil
         ) {
             self.meeting = meeting
             self.passcode = passcode
@@ -61,6 +65,8 @@ public enum ControlMessage: Equatable, Sendable {
             self.password = password
             self.token = token
             self.mac = mac
+            self.audioPayloadTypes = audioPayloadTypes
+            self.videoPayloadTypes = videoPayloadTypes
         }
     }
 

@@ -15,9 +15,17 @@ public enum WorkerMessage: Equatable, Sendable {
     /// Supervisor → worker: this packet carries (SCM_RIGHTS) a new relay IPC socket, because
     /// the worker at the other end was restarted.
     case peerChannel
+    /// Supervisor → control worker: a request from the admin socket (`conclave meeting …`), JSON.
+    case adminRequest(json: String)
+    /// Control worker → supervisor: the answer to `adminRequest`, JSON.
+    case adminReply(json: String)
+    /// Supervisor → control worker: the active certificate chain and its private key (PEM), and
+    /// the join-token verification key (PEM, may be empty), read by the supervisor, which alone
+    /// can read the PKI directory (as relayd's parent does).
+    case credentials(chain: [UInt8], key: [UInt8], ssoKey: [UInt8])
 
     public static let version: UInt8 = 1
-    public static let maximumSize = 8192
+    public static let maximumSize = 65536
 
     private var type: UInt8 {
         switch self {
@@ -27,13 +35,22 @@ public enum WorkerMessage: Equatable, Sendable {
         case .statusRequest: 4
         case .status: 5
         case .peerChannel: 6
+        case .adminRequest: 7
+        case .adminReply: 8
+        case .credentials: 9
         }
     }
 
     public func encoded() -> [UInt8] {
         var bytes = [Self.version, type]
-        if case .status(let json) = self { bytes += json.utf8 }
-        precondition(bytes.count <= Self.maximumSize, "a status larger than a worker message")
+        switch self {
+        case .status(let json), .adminRequest(let json), .adminReply(let json): bytes += json.utf8
+        case .credentials(let chain, let key, let ssoKey):
+            precondition(!chain.contains(0) && !key.contains(0), "PEM with a NUL byte")
+            bytes += chain + [0] + key + [0] + ssoKey
+        default: break
+        }
+        precondition(bytes.count <= Self.maximumSize, "a payload larger than a worker message")
         return bytes
     }
 
@@ -43,9 +60,14 @@ public enum WorkerMessage: Equatable, Sendable {
         guard bytes[0] == Self.version else { throw .badVersion(bytes[0]) }
         let payload = UnsafeRawBufferPointer(rebasing: bytes[2...])
         switch bytes[1] {
-        case 5:
-            guard let text = String(validating: payload, as: UTF8.self) else { throw .malformed("status is not UTF-8") }
-            self = .status(json: text)
+        case 5, 7, 8:
+            guard let text = String(validating: payload, as: UTF8.self) else { throw .malformed("a JSON payload that is not UTF-8") }
+            self = bytes[1] == 5 ? .status(json: text) : bytes[1] == 7 ? .adminRequest(json: text) : .adminReply(json: text)
+            return
+        case 9:
+            let parts = payload.split(separator: 0, maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { throw .malformed("credentials without their two separators") }
+            self = .credentials(chain: Array(parts[0]), key: Array(parts[1]), ssoKey: Array(parts[2]))
             return
         case 1: self = .ready
         case 2: self = .reload
@@ -55,5 +77,22 @@ public enum WorkerMessage: Equatable, Sendable {
         default: throw .unknownType(bytes[1])
         }
         guard payload.isEmpty else { throw .malformed("\(bytes.count - 2) bytes after a message that has none") }
+    }
+}
+
+extension WorkerMessage: CustomStringConvertible {
+    /// Never shows key material: worker messages are logged.
+    public var description: String {
+        switch self {
+        case .ready: "ready"
+        case .reload: "reload"
+        case .stop: "stop"
+        case .statusRequest: "statusRequest"
+        case .status: "status"
+        case .peerChannel: "peerChannel"
+        case .adminRequest: "adminRequest"
+        case .adminReply: "adminReply"
+        case .credentials(let chain, _, _): "credentials(\(chain.count)-byte chain, keys withheld)"
+        }
     }
 }

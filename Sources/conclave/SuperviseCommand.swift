@@ -1,4 +1,7 @@
 import ArgumentParser
+import ConclaveControl
+import ConclavePKI
+import ConclaveRelay
 import ConclaveSystem
 import Glibc
 import Logging
@@ -11,7 +14,9 @@ struct SuperviseCommand: ParsableCommand {
         discussion: """
             Reads STATE/conclave.json (missing: first-boot defaults). SIGHUP reloads the workers,
             SIGTERM or SIGINT stops control, then relay, and exits 0. `conclave status` asks it
-            how things are through RUN-DIRECTORY/admin.sock.
+            how things are through RUN-DIRECTORY/admin.sock. With role `room` it binds nothing:
+            it drops to the control account and keeps the room in the meeting the room section
+            names, joining again whenever the session ends (docs/room-system.md).
             """)
 
     @Option(help: "State directory (configuration, PKI).") var state = "/data/conclave"
@@ -37,14 +42,49 @@ struct SuperviseCommand: ParsableCommand {
         if let apiPort { configuration.apiPort = apiPort }
         if let mediaPort { configuration.mediaPort = mediaPort }
         if let mediaTcpPort { configuration.mediaTCPPort = mediaTcpPort }
+        if configuration.role == .room { try runRoomSystem(configuration, log: log) }
         var options = Supervisor.Options(stateDirectory: FilePath(state))
         options.runDirectory = FilePath(runDirectory)
         options.stopDeadline = stopDeadline
+        let store = CertificateStore(stateDirectory: state)
+        let ssoKeyPath = configuration.ssoKeyPath(stateDirectory: FilePath(state))
+        options.controlCredentials = {
+            let ssoKey = (try? Files.read(ssoKeyPath)) ?? []
+            guard let active = try? store.active() else { return ([], [], ssoKey) }
+            let chain = ([active.certificate] + active.intermediates).map(\.pemEncoded).joined()
+            return (Array(chain.utf8), Array(active.key.pemEncoded.utf8), ssoKey)
+        }
         let supervisor: Supervisor
         do { supervisor = try Supervisor(configuration: configuration, options: options, log: log) } catch {
             log.critical("cannot start: \(error)")
             throw ExitCode(71)
         }
         throw ExitCode(try supervisor.run())
+    }
+
+    /// Role `room`: read what the room agent needs (trust anchors, secrets) as root, drop to
+    /// the control account with no capabilities, and stay in the configured meeting.
+    private func runRoomSystem(_ configuration: DaemonConfiguration, log: Logger) throws -> Never {
+        guard let room = configuration.room else {
+            // First boot of a room system: nothing to join until the console sets it up.
+            log.warning("role room but no room section in conclave.json: waiting for the console to configure it")
+            while true { sleep(3600) }
+        }
+        func path(_ name: String) -> String { name.hasPrefix("/") ? name : FilePath(state).appending(name).string }
+        let (host, port) = try RoomJoinCommand.split(room.server)
+        let credentials: RoomClient.Credentials =
+            if let nickname = room.nickname { .guest(nickname: nickname) }
+            else if let email = room.email, let passwordFile = room.passwordFile { .user(email: email, password: try RoomJoinCommand.secret(path(passwordFile))) }
+            else { .token(try RoomJoinCommand.secret(path(room.tokenFile!))) }
+        let anchors = try CertificateStore(stateDirectory: state).trustAnchors()
+        guard !anchors.isEmpty else { throw ValidationError("the room has no trust anchors for its server: import them (conclave cert trust import)") }
+        let options = RoomClient.Options(
+            server: host, port: port, meeting: room.meeting, passcode: try room.passcodeFile.map { try RoomJoinCommand.secret(path($0)) },
+            credentials: credentials, trustAnchors: anchors, rtpIn: try PeerAddress(parsing: room.rtpIn),
+            rtpOut: try PeerAddress(parsing: room.rtpOut), preferTCP: room.tcp, clientVersion: VersionReport.conclaveVersion)
+        let account = configuration.controlAccount
+        try Privileges.drop(to: SystemAccount.resolve(name: account.user, fallbackUID: account.uid, fallbackGID: account.gid))
+        log.info("room system: joining \(room.meeting) on \(room.server) as \(account.user), no capabilities")
+        RoomAgent.run(options: options, log: log)
     }
 }

@@ -54,16 +54,20 @@ struct ControlWorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "control", abstract: "The control worker.")
 
     @OptionGroup var account: WorkerAccountOptions
+    @Option var mediaPort: UInt16
+    @Option var mediaTcpPort: UInt16
+    @Option var relayThreads: Int
 
     func run() throws {
         try account.dropPrivileges()
         CompactLogHandler.bootstrap()
         let log = Logger(label: "control")
-        // Descriptors 5 and 6 are the control server and command API listeners, kept open for
-        // the servers that will accept on them.
-        let worker = ControlWorker(
+        // Descriptor 5 is the control server's listener; 6, the command API's, waits for its server.
+        let worker = try ControlWorker(
             stateDirectory: FilePath(account.state), supervisor: WorkerChannel(adopting: Supervisor.Descriptors.supervisor),
-            relayIPC: Supervisor.Descriptors.relayIPC, log: log)
+            relayIPC: Supervisor.Descriptors.relayIPC, controlListener: Supervisor.Descriptors.firstSocket,
+            media: .init(udpPort: mediaPort, tcpPort: mediaTcpPort, threads: relayThreads),
+            serverVersion: VersionReport.conclaveVersion, log: log)
         throw ExitCode(try worker.run())
     }
 }
