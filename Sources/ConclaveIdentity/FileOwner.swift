@@ -35,6 +35,24 @@ struct FileOwner {
         return FileOwner(uid: status.st_uid, gid: status.st_gid, changesOwnership: geteuid() == 0)
     }
 
+    /// For the supervisor (root), before it starts the control worker: `databaseDirectory` exists,
+    /// 0700, and it and every file in it belong to `uid`:`gid`.
+    static func handOver(databaseDirectory: FilePath, uid: uid_t, gid: gid_t) throws {
+        do { try databaseDirectory.makeDirectory(permissions: .ownerReadWriteExecute) } catch {
+            throw IdentityError.storage("cannot create \(databaseDirectory): \(error)")
+        }
+        let owner = FileOwner(uid: uid, gid: gid, changesOwnership: true)
+        try owner.adopt(databaseDirectory)
+        guard databaseDirectory.withPlatformString({ chmod($0, 0o700) }) == 0 else {
+            throw IdentityError.storage("cannot chmod \(databaseDirectory): \(Errno(rawValue: errno))")
+        }
+        let entries: [String]
+        do { entries = try databaseDirectory.directoryEntries() } catch {
+            throw IdentityError.storage("cannot list \(databaseDirectory): \(error)")
+        }
+        for name in entries { try owner.adopt(databaseDirectory.appending(name)) }
+    }
+
     /// Creates an empty file 0600 if it is missing (`open` with O_CREAT|O_EXCL), then adopts it.
     func createPrivateFile(_ path: FilePath) throws {
         if !path.exists {

@@ -117,6 +117,10 @@ public final class IdentityStore: Sendable {
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(5)  // the console and the control worker share the file
         configuration.label = "identity"
+        configuration.prepareDatabase { db in
+            // Deleted rows are overwritten with zeros, so that an erased user is not left in free pages.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+        }
         do {
             queue = try DatabaseQueue(path: path.string, configuration: configuration)
             try Self.migrator.migrate(queue)
@@ -126,6 +130,13 @@ public final class IdentityStore: Sendable {
         for suffix in ["-wal", "-shm"] {
             try owner.adopt(FilePath(path.string + suffix))
         }
+    }
+
+    /// Run as root (the supervisor, before it starts the control worker): creates `DIR/db` (0700)
+    /// and gives it, and any database file already in it, to the worker's account, so that the
+    /// worker can create and open the database when `DIR` itself belongs to root.
+    public static func prepareDirectory(stateDirectory: FilePath, uid: UInt32, gid: UInt32) throws {
+        try FileOwner.handOver(databaseDirectory: stateDirectory.appending("db"), uid: uid_t(uid), gid: gid_t(gid))
     }
 
     // MARK: Schema
@@ -252,7 +263,7 @@ public final class IdentityStore: Sendable {
     /// audit row "user.erase" with the counts only: the log must not name the erased user again.
     public func erase(email: String, auditActor: String?) throws -> Erasure? {
         let email = try Self.normalisedEmail(email)
-        return try write { db in
+        let erasure: Erasure? = try write { db in
             try db.execute(sql: "DELETE FROM user WHERE email = ?", arguments: [email])
             guard db.changesCount == 1 else { return nil }
             try db.execute(sql: "DELETE FROM visit WHERE user_email = ?", arguments: [email])
@@ -273,6 +284,13 @@ public final class IdentityStore: Sendable {
             }
             return erasure
         }
+        if erasure != nil {
+            // The write-ahead log still holds the pages as they were before the erase: copy the
+            // zeroed pages back and empty the log. Busy readers can make this partial; the next
+            // checkpoint finishes it.
+            try? queue.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        }
+        return erasure
     }
 
     // MARK: Visits

@@ -138,9 +138,7 @@ public enum JoinToken {
     }
 
     public static func sign(_ claims: Claims, key: PrivateKey) throws -> String {
-        guard let algorithm = key.signatureAlgorithm else {
-            throw JoinTokenError.unsupportedAlgorithm("\(key.keyDescription) key")
-        }
+        guard key.signatureAlgorithm != nil else { throw UnsuitableSigningKey(key: "\(key.keyDescription)") }
         let subject = try IdentityStore.normalisedEmail(claims.subject)
         var payload: [String: JSONValue] = [
             "iss": .string(claims.issuer), "sub": .string(subject), "aud": .string(claims.audience),
@@ -150,7 +148,7 @@ public enum JoinToken {
         if let issuedAt = claims.issuedAt { payload["iat"] = .number(issuedAt.timeIntervalSince1970.rounded(.down)) }
         if let meeting = claims.meeting { payload["meeting"] = .string(meeting) }
         if let name = claims.name { payload["name"] = .string(name) }
-        let header: [String: JSONValue] = ["alg": .string(algorithm.rawValue), "typ": .string("JWT")]
+        let header: [String: JSONValue] = ["alg": .string(key.signatureAlgorithm!.rawValue), "typ": .string("JWT")]
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let signingInput =
@@ -211,6 +209,12 @@ public enum JoinToken {
             issuedAt: try date("iat", required: false), meeting: try string("meeting", required: false),
             name: try string("name", required: false))
     }
+}
+
+/// `JoinToken.sign` with a key that has no JWS algorithm here.
+public struct UnsuitableSigningKey: Error, CustomStringConvertible {
+    public let key: String
+    public var description: String { "\(key) keys cannot sign join tokens: use an EC P-256 (ES256) or Ed25519 (EdDSA) key" }
 }
 
 /// Base64 with the URL-safe alphabet and no padding (RFC 7515 §2, RFC 4648 §5).

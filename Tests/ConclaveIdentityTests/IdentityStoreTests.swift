@@ -96,7 +96,8 @@ func fileStatus(_ path: FilePath) -> stat? {
     }
 
     @Test func eraseRemovesEveryRowNamingTheUser() throws {
-        let store = try openStore()
+        let directory = temporaryStateDirectory()
+        let store = try openStore(directory)
         _ = try store.addUser(email: "alice@example.org", displayName: "Alice", password: "long enough password")
         _ = try store.addUser(email: "bob_1@example.org", displayName: "Bob", password: "long enough password")
         let now = Date()
@@ -111,6 +112,11 @@ func fileStatus(_ path: FilePath) -> stat? {
         try store.audit(actor: "control", action: "login.failed", detail: "email bobx1@example.org")
 
         let erasure = try store.erase(email: "Alice@example.org", auditActor: "local")
+        // Not in free pages or the write-ahead log either (secure_delete, checkpoint after erase).
+        for suffix in ["", "-wal"] {
+            let bytes = (try? Files.read(directory.appending("db/identity.sqlite\(suffix)"))) ?? []
+            #expect(!String(decoding: bytes, as: UTF8.self).lowercased().contains("alice@example.org"), "identity.sqlite\(suffix)")
+        }
         #expect(erasure == Erasure(email: "alice@example.org", visits: 1, auditEntries: 2))
         #expect(try store.user(email: "alice@example.org") == nil)
         #expect(try store.visits().map(\.address) == ["192.0.2.2", "192.0.2.3"])
@@ -198,5 +204,18 @@ func fileStatus(_ path: FilePath) -> stat? {
         _ = try openStore(other)
         let status = try #require(fileStatus(other.appending("db/identity.sqlite")))
         #expect(status.st_uid == 5151 && status.st_gid == 5252)
+    }
+
+    @Test(.enabled(if: geteuid() == 0, "needs root to give files away"))
+    func supervisorHandsTheDirectoryToTheWorker() throws {
+        let directory = temporaryStateDirectory()  // root's, as /data/conclave is
+        _ = try openStore(directory)  // root-owned files, e.g. from an older run
+        try IdentityStore.prepareDirectory(stateDirectory: directory, uid: 4242, gid: 4343)
+        for name in ["db", "db/identity.sqlite"] {
+            let status = try #require(fileStatus(directory.appending(name)), "\(name)")
+            #expect(status.st_uid == 4242 && status.st_gid == 4343, "\(name)")
+        }
+        #expect(directory.appending("db").permissions == .ownerReadWriteExecute)
+        try IdentityStore.prepareDirectory(stateDirectory: directory, uid: 4242, gid: 4343)  // again: nothing to do
     }
 }
