@@ -4,7 +4,8 @@
 #   a bundle made by `rauc bundle` passes `conclave update info` and installs into a
 #   file-backed inactive slot (the boot state switches to it, the active slot is untouched);
 #   a tampered bundle, and a bundle checked against another keyring, are refused by both tools;
-#   refused installs (tampered, downgrade, wrong compatible) change no slot and no boot state.
+#   refused installs (tampered, downgrade, wrong compatible) change no slot and no boot state;
+#   --force-downgrade needs a terminal and the bundle version typed (script(1) provides the pty).
 # CONCLAVE=/path/to/conclave (default build/conclave, built by scripts/build-static if missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -140,4 +141,19 @@ device status --json | grep -q '"phase":"written"' || fail "status --json"
 # The selector's own parser reads what we wrote.
 [ "$(BOOTSTATE_FILE="$dev/data/bootstate" sh rootfs/usr/libexec/conclave/bootstate get-primary)" = B ] \
   || fail "bootstate get-primary does not read B"
+# --force-downgrade on a terminal (script(1) gives it a pseudo-terminal): the operator must type
+# the bundle's version; a wrong answer changes nothing.
+forced() {
+  printf '%s\n' "$1" | timeout 120 script -qec "$CONCLAVE update install $work/old.raucb --force-downgrade \
+    --system-conf $dev/system.conf --board-file $dev/board --bootstate $dev/data/bootstate --boot-slot-file $dev/boot-slot" /dev/null
+}
+state_written=$(cat "$dev/data/bootstate")
+if forced 1.2.3 > "$work/forced" 2>&1; then cat "$work/forced"; fail "a mistyped confirmation forced the downgrade"; fi
+grep -q "downgrade not confirmed" "$work/forced" || { cat "$work/forced"; fail "mistyped confirmation: no reason"; }
+[ "$(cat "$dev/data/bootstate")" = "$state_written" ] || fail "a mistyped confirmation changed the boot state"
+device status --json | grep -q '"version":"2.1.0"' || fail "a mistyped confirmation changed the update state"
+forced 0.9.0 > "$work/forced" 2>&1 || { cat "$work/forced"; fail "typed confirmation: the downgrade was not installed"; }
+grep -q "Type the version 0.9.0" "$work/forced" && grep -q "state: written" "$work/forced" \
+  || { cat "$work/forced"; fail "forced downgrade output"; }
+device status --json | grep -q '"version":"0.9.0"' || fail "forced downgrade not recorded"
 echo "update-rauc-interop: ok (ours → rauc info, rauc bundle → conclave info + install, refusals by both)"
