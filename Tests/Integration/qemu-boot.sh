@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Boots the qemu-x86_64 image headless (TCG, user-mode networking, forwards on 127.0.0.1) with its
-# serial console on a unix socket, and checks through the console:
+# serial console on a unix socket, and checks through the console (logged in as the console
+# admin, seeded into the data partition, then its root shell, menu 10 → 3):
 #   boot 0: the slot selector picks slot A and spends a try (A_left=2); QEMU is killed (a power
 #           cut) once rcS is done, before the health check;
 #   boot 1: slot A again with one try fewer (A_left=1), init runs rcS and
@@ -17,8 +18,13 @@
 # on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-./scripts/build-image --board qemu-x86_64 >/dev/null
-image=build/qemu-x86_64
+# IMAGE=DIR boots a prebuilt image directory instead of building build/qemu-x86_64.
+if [ -n "${IMAGE:-}" ]; then
+  image=$IMAGE
+else
+  ./scripts/build-image --board qemu-x86_64 >/dev/null
+  image=build/qemu-x86_64
+fi
 work=$(mktemp -d)
 cleanup() {
   [ -f "$work/qemu.pid" ] && kill -9 "$(cat "$work/qemu.pid")" 2>/dev/null || true
@@ -26,6 +32,9 @@ cleanup() {
 }
 trap cleanup EXIT
 cp --sparse=always "$image/disk.img" "$work/disk.img"
+# ttyS0 runs `conclave console`: the test logs in as the console admin and opens its root shell.
+source "$(dirname "$0")/qemu-lib.bash"
+seed_admin_password "$work/disk.img" "$image/partitions" "qemu-boot admin"
 # shellcheck source=/dev/null
 . board/qemu-x86_64/qemu.conf
 
@@ -134,6 +143,15 @@ def boot(number):
     return qemu, Console(sock), started
 
 def shell_ready(console):
+    """ttyS0 runs the console: log in, Diagnostics (10) → Shell (3)."""
+    console.expect(r"1: log in  2: password recovery\n", 60)
+    console.send("1")
+    console.expect(r"Password: ", 10)
+    console.send("qemu-boot admin")
+    console.expect(r"main menu", 20)
+    console.send("10")
+    console.expect(r"Shell \(root", 10)
+    console.send("3")
     console.expect(re.escape(PROMPT), 30)
     console.send("stty cols 4096 rows 50")  # busybox ash wraps at 80 columns otherwise
     console.expect(re.escape(PROMPT), 10)
