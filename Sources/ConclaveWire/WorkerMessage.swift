@@ -23,6 +23,14 @@ public enum WorkerMessage: Equatable, Sendable {
     /// the join-token verification key (PEM, may be empty), read by the supervisor, which alone
     /// can read the PKI directory (as relayd's parent does).
     case credentials(chain: [UInt8], key: [UInt8], ssoKey: [UInt8])
+    /// Supervisor → control worker: the command API's client CA bundle (PEM, `pki/api-ca.pem`;
+    /// empty when none is imported: the API then refuses every connection).
+    case apiClientCA(pem: [UInt8])
+    /// Control worker → supervisor: a change the worker may not make itself (it cannot write
+    /// `conclave.json` or `pki/`), asked for by the command API, JSON (docs/api.md).
+    case supervisorRequest(json: String)
+    /// Supervisor → control worker: the answer to `supervisorRequest`, JSON.
+    case supervisorReply(json: String)
 
     public static let version: UInt8 = 1
     public static let maximumSize = 65536
@@ -38,13 +46,18 @@ public enum WorkerMessage: Equatable, Sendable {
         case .adminRequest: 7
         case .adminReply: 8
         case .credentials: 9
+        case .apiClientCA: 10
+        case .supervisorRequest: 11
+        case .supervisorReply: 12
         }
     }
 
     public func encoded() -> [UInt8] {
         var bytes = [Self.version, type]
         switch self {
-        case .status(let json), .adminRequest(let json), .adminReply(let json): bytes += json.utf8
+        case .status(let json), .adminRequest(let json), .adminReply(let json), .supervisorRequest(let json), .supervisorReply(let json):
+            bytes += json.utf8
+        case .apiClientCA(let pem): bytes += pem
         case .credentials(let chain, let key, let ssoKey):
             precondition(!chain.contains(0) && !key.contains(0), "PEM with a NUL byte")
             bytes += chain + [0] + key + [0] + ssoKey
@@ -60,9 +73,18 @@ public enum WorkerMessage: Equatable, Sendable {
         guard bytes[0] == Self.version else { throw .badVersion(bytes[0]) }
         let payload = UnsafeRawBufferPointer(rebasing: bytes[2...])
         switch bytes[1] {
-        case 5, 7, 8:
+        case 5, 7, 8, 11, 12:
             guard let text = String(validating: payload, as: UTF8.self) else { throw .malformed("a JSON payload that is not UTF-8") }
-            self = bytes[1] == 5 ? .status(json: text) : bytes[1] == 7 ? .adminRequest(json: text) : .adminReply(json: text)
+            switch bytes[1] {
+            case 5: self = .status(json: text)
+            case 7: self = .adminRequest(json: text)
+            case 8: self = .adminReply(json: text)
+            case 11: self = .supervisorRequest(json: text)
+            default: self = .supervisorReply(json: text)
+            }
+            return
+        case 10:
+            self = .apiClientCA(pem: Array(payload))
             return
         case 9:
             let parts = payload.split(separator: 0, maxSplits: 2, omittingEmptySubsequences: false)
@@ -93,6 +115,9 @@ extension WorkerMessage: CustomStringConvertible {
         case .adminRequest: "adminRequest"
         case .adminReply: "adminReply"
         case .credentials(let chain, _, _): "credentials(\(chain.count)-byte chain, keys withheld)"
+        case .apiClientCA(let pem): "apiClientCA(\(pem.count) bytes)"
+        case .supervisorRequest: "supervisorRequest"
+        case .supervisorReply: "supervisorReply"
         }
     }
 }

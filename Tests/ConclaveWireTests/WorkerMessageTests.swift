@@ -12,6 +12,10 @@ import Testing
         (.adminRequest(json: "{}"), "01077b7d"),
         (.adminReply(json: "{}"), "01087b7d"),
         (.credentials(chain: [0x41], key: [0x42], ssoKey: [0x43]), "010941004200" + "43"),  // chain, NUL, key, NUL, SSO key
+        (.apiClientCA(pem: [0x41, 0x42]), "010a" + "4142"),  // the PEM bundle as is
+        (.apiClientCA(pem: []), "010a"),  // no API CA imported
+        (.supervisorRequest(json: "{}"), "010b7b7d"),
+        (.supervisorReply(json: "{}"), "010c7b7d"),
     ]
 
     @Test(arguments: golden)
@@ -27,7 +31,7 @@ import Testing
         }
         #expect(throws: WireError.truncated(needed: 2, got: 1)) { try decode([1]) }
         #expect(throws: WireError.badVersion(2)) { try decode([2, 1]) }
-        #expect(throws: WireError.unknownType(10)) { try decode([1, 10]) }
+        #expect(throws: WireError.unknownType(13)) { try decode([1, 13]) }
         #expect(throws: WireError.malformed("credentials without their two separators")) { try decode([1, 9, 0x41, 0, 0x42]) }
         #expect(throws: WireError.malformed("1 bytes after a message that has none")) { try decode([1, 3, 0]) }
         #expect(throws: WireError.malformed("a JSON payload that is not UTF-8")) { try decode([1, 5, 0xff]) }
