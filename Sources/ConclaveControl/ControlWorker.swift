@@ -38,7 +38,7 @@ public final class ControlWorker {
         let identity: IdentityStore?
         do {
             identity = try IdentityStore(
-                directory: stateDirectory.appending("db"), guestRetention: configuration.guestRetention)
+                directory: stateDirectory, guestRetention: configuration.guestRetention)
         } catch {
             log.error("identity store not opened, registered users cannot join: \(error)")
             identity = nil

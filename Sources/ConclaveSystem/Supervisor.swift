@@ -70,21 +70,12 @@ public final class Supervisor {
         self.log = log
         sockets = try ListeningSockets(configuration)
         for role in Role.allCases { workers[role] = Worker(role: role) }
-        try Self.prepareDatabaseDirectory(options.stateDirectory.appending("db"), for: configuration.controlAccount)
     }
 
     deinit {
         if adminListener >= 0 { close(adminListener) }
         if signals >= 0 { close(signals) }
         for end in pendingPeerEnd.values { close(end) }
-    }
-
-    /// `DIR/db` (the identity store) belongs to the control worker's account, 0700.
-    static func prepareDatabaseDirectory(_ path: FilePath, for account: DaemonConfiguration.Account) throws {
-        let resolved = SystemAccount.resolve(name: account.user, fallbackUID: account.uid, fallbackGID: account.gid)
-        try path.removingLastComponent().makeDirectory(permissions: FilePermissions(rawValue: 0o755))
-        try path.makeDirectory(permissions: FilePermissions(rawValue: 0o700))
-        guard chown(path.string, resolved.uid, resolved.gid) == 0, chmod(path.string, 0o700) == 0 else { throw Errno(rawValue: errno) }
     }
 
     // MARK: Running

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConclaveControl
+import ConclaveIdentity
 import ConclavePKI
 import ConclaveRelay
 import ConclaveSystem
@@ -55,7 +56,13 @@ struct SuperviseCommand: ParsableCommand {
             return (Array(chain.utf8), Array(active.key.pemEncoded.utf8), ssoKey)
         }
         let supervisor: Supervisor
-        do { supervisor = try Supervisor(configuration: configuration, options: options, log: log) } catch {
+        do {
+            // DIR/db, the identity store, belongs to the control worker's account.
+            let account = configuration.controlAccount
+            let owner = SystemAccount.resolve(name: account.user, fallbackUID: account.uid, fallbackGID: account.gid)
+            try IdentityStore.prepareDirectory(stateDirectory: FilePath(state), uid: owner.uid, gid: owner.gid)
+            supervisor = try Supervisor(configuration: configuration, options: options, log: log)
+        } catch {
             log.critical("cannot start: \(error)")
             throw ExitCode(71)
         }
