@@ -113,11 +113,19 @@ public final class IdentityStore: Sendable {
         try owner.createPrivateFile(path)
 
         var configuration = Configuration()
-        configuration.journalMode = .wal
+        // WAL is set below rather than with `journalMode = .wal`: GRDB's own set-up reads the -wal
+        // file's size through Foundation's FileManager, which looks the owner up with getpwuid_r.
+        // In the static binary, an owner missing from /etc/passwd makes glibc load the host's NSS
+        // modules, which crashes. A DatabaseQueue needs none of that set-up.
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(5)  // the console and the control worker share the file
         configuration.label = "identity"
         configuration.prepareDatabase { db in
+            guard try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") == "wal" else {
+                throw IdentityError.storage("SQLite refused WAL mode")
+            }
+            // Every committed change survives a power cut (NORMAL could lose the last ones).
+            try db.execute(sql: "PRAGMA synchronous = FULL")
             // Deleted rows are overwritten with zeros, so that an erased user is not left in free pages.
             try db.execute(sql: "PRAGMA secure_delete = ON")
         }
