@@ -54,8 +54,8 @@ JSON
 # The management server's join-token key; the appliance holds its public half.
 openssl ecparam -name prime256v1 -genkey -noout -out "$work/sso.key" 2>/dev/null
 openssl ec -in "$work/sso.key" -pubout -out "$state/pki/sso-key.pem" 2>/dev/null
-srv tshark -q -i "$tag-srv" -f "udp or tcp" -w "$work/capture.pcapng" >/dev/null 2>&1 &
-srv "$binary" supervise --state "$state" --run-directory "$run" >"$work/supervise.log" 2>&1 &
+ip netns exec "$tag-srv" tshark -q -i "$tag-srv" -f "udp or tcp" -w "$work/capture.pcapng" >/dev/null 2>&1 &
+ip netns exec "$tag-srv" "$binary" supervise --state "$state" --run-directory "$run" >"$work/supervise.log" 2>&1 &
 supervisor=$!
 for _ in $(seq 100); do "$binary" status --run-directory "$run" 2>/dev/null | grep -q "control: pid" && break; sleep 0.1; done
 "$binary" status --run-directory "$run" | grep -q "control: pid" || { cat "$work/supervise.log"; fail "the daemon did not start"; }
@@ -64,7 +64,8 @@ meeting start m1 --name "Board room" --limit 3 >/dev/null
 
 join() {  # join N NAME extra-args… (background; events in $work/events.N)
   local n=$1; shift
-  room "$n" "$binary" room join --server conclave.test --meeting m1 --trust "$work/server-trust.pem" \
+  # `ip netns exec` directly (not a shell function) so that $! is the agent itself.
+  ip netns exec "$tag-r$n" "$binary" room join --server conclave.test --meeting m1 --trust "$work/server-trust.pem" \
     --rtp-in 127.0.0.1:5004 --rtp-out 127.0.0.1:5006 --json-events "$@" >"$work/events.$n" 2>&1 &
 }
 for n in 1 2; do join "$n" --nickname "room-$n"; eval "room_pid_$n=$!"; done
@@ -74,12 +75,12 @@ room3=$work/room3; mkdir -p "$room3"
 cat > "$room3/conclave.json" <<JSON
 {"version": 1, "role": "room", "room": {"server": "conclave.test", "meeting": "m1", "nickname": "room-3"}}
 JSON
-room 3 "$binary" supervise --state "$room3" --run-directory "$work/run3" >"$work/events.3" 2>&1 &
+ip netns exec "$tag-r3" "$binary" supervise --state "$room3" --run-directory "$work/run3" >"$work/events.3" 2>&1 &
 room_pid_3=$!
 participants() { meeting show m1 | grep -c "leg " || true; }
 for _ in $(seq 150); do [ "$(participants)" -eq 3 ] && break; sleep 0.1; done
 [ "$(participants)" -eq 3 ] || { tail -n 5 "$work"/events.* "$work/supervise.log"; fail "three rooms did not join"; }
-[ "$(awk '/^Uid:/ {print $2}' "/proc/$room_pid_3/status")" != 0 ] || fail "the room system runs as root"
+[ "$(awk '/^Uid:/ {print $2}' "/proc/$room_pid_3/status")" != 0 ] || { grep "^Uid\|^CapEff" "/proc/$room_pid_3/status"; cat "$work/events.3"; fail "the room system runs as root"; }
 grep -q "^CapEff:[[:space:]]*0*$" "/proc/$room_pid_3/status" || fail "the room system kept capabilities"
 for n in 1 2; do grep -q '"event":"joined"' "$work/events.$n" || fail "room $n has no joined event"; done
 for _ in $(seq 50); do [ "$(grep -c '"participant-joined"' "$work/events.1")" -ge 1 ] && break; sleep 0.1; done
@@ -87,12 +88,15 @@ grep -q '"participant-joined"' "$work/events.1" || fail "room 1 did not hear the
 
 # Media: 100 packets each at 50 per second, all started together.
 for n in 1 2 3; do
-  room "$n" python3 "$peer" "room$n" 127.0.0.1:5004 5006 100 50 "$work/media.$n.json" --start-file "$work/go" &
+  ip netns exec "$tag-r$n" python3 "$peer" "room$n" 127.0.0.1:5004 5006 100 50 "$work/media.$n.json" --start-file "$work/go" &
   eval "peer_pid_$n=$!"
 done
-sleep 1; touch "$work/go"
+# Every peer listens before anyone sends (a slow start would miss the first packets).
+for _ in $(seq 200); do [ -e "$work/media.1.json.ready" ] && [ -e "$work/media.2.json.ready" ] && [ -e "$work/media.3.json.ready" ] && break; sleep 0.1; done
+touch "$work/go"
 for n in 1 2 3; do eval "wait \$peer_pid_$n"; done
-python3 - "$work" <<'PY' || fail "media was not delivered byte-identical"
+grep -h '"transport":"tcp"' "$work"/events.* | head -n 3 || true  # a room that fell back to TCP says so
+python3 - "$work" <<'PY' || { "$binary" status --run-directory "$run" --json; grep -h '"quality"' "$work"/events.* | tail -n 3; fail "media was not delivered byte-identical"; }
 import json, sys
 work = sys.argv[1]
 media = {n: json.load(open(f"{work}/media.{n}.json")) for n in (1, 2, 3)}
@@ -102,7 +106,8 @@ for n in (1, 2, 3):
     stray = [p for p in got if p not in expected]
     assert not stray, f"room {n} received {len(stray)} packets nobody sent"
     missing = expected - set(got)
-    assert not missing, f"room {n} is missing {len(missing)} of {len(expected)} packets"
+    which = sorted((bytes.fromhex(p)[12:12 + 21].decode(errors="replace"), int.from_bytes(bytes.fromhex(p)[2:4], "big")) for p in missing)
+    assert not missing, f"room {n} is missing {len(missing)} of {len(expected)} packets: {which}"
     print(f"room {n}: received all {len(expected)} packets of the other two rooms, byte-identical")
 PY
 grep -q '"event":"quality"' "$work/events.1" || fail "no quality event"
@@ -130,7 +135,7 @@ echo "correct horse battery" > "$work/alice.pw"; echo "wrong password!" > "$work
 "$binary" users add --state "$state" --name "Alice" --password-file "$work/alice.pw" alice@example.test >/dev/null
 meeting start m3 --guests-allowed false >/dev/null
 joined() {  # joined join-args… : joins, checks the joined event, leaves
-  room 1 timeout 20 "$binary" room join --server conclave.test --trust "$work/server-trust.pem" --rtp-in 127.0.0.1:5104 \
+  ip netns exec "$tag-r1" timeout 20 "$binary" room join --server conclave.test --trust "$work/server-trust.pem" --rtp-in 127.0.0.1:5104 \
     --rtp-out 127.0.0.1:5106 --json-events "$@" >"$work/joined.out" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do grep -q '"event":"joined"' "$work/joined.out" && break; sleep 0.1; done
@@ -234,7 +239,7 @@ sleep 1
 kill "$(srv pgrep -f "tshark -q -i $tag-srv" | head -n 1)" 2>/dev/null || true
 sleep 1
 media=$(tshark -r "$work/capture.pcapng" -Y "udp.dstport == 3478" 2>/dev/null | wc -l)
-[ "$media" -gt 600 ] || fail "the capture holds only $media media datagrams"
+[ "$media" -ge 300 ] || fail "the capture holds only $media datagrams to the relay (3 rooms × 100 sent)"
 [ "$(tshark -r "$work/capture.pcapng" -o rtp.heuristic_rtp:TRUE -Y rtp 2>/dev/null | wc -l)" -eq 0 ] || fail "RTP visible on the wire"
 [ "$(tshark -r "$work/capture.pcapng" -Y 'frame contains "CONCLAVE-MARKER"' 2>/dev/null | wc -l)" -eq 0 ] || fail "plaintext marker on the wire"
 echo "capture: $media media datagrams to the relay, none decodes as RTP, no marker"

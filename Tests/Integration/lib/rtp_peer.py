@@ -3,8 +3,9 @@
 agent's --rtp-in and records every packet the agent delivers on --rtp-out.
 
 usage: rtp_peer.py NAME SEND_TO LISTEN_PORT COUNT RATE OUT_JSON [--start-file F]
-Sends COUNT packets at RATE per second (after --start-file exists, if given), keeps listening
-two seconds more, then writes {"sent": [hex…], "received": [hex…]} to OUT_JSON."""
+Once listening it creates OUT_JSON.ready; sends COUNT packets at RATE per second (after
+--start-file exists, if given), keeps listening two seconds more, then writes
+{"sent": [hex…], "received": [hex…]} to OUT_JSON."""
 import json, os, random, socket, struct, sys, time
 
 name, send_to, listen_port, count, rate, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
@@ -14,6 +15,7 @@ sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sock.bind(("127.0.0.1", listen_port))
 sock.settimeout(0.01)
 received, sent = [], []
+open(out + ".ready", "w").close()
 deadline = time.monotonic() + 60
 while start_file and not os.path.exists(start_file) and time.monotonic() < deadline:
     time.sleep(0.05)
