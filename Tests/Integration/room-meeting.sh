@@ -86,20 +86,22 @@ for n in 1 2; do grep -q '"event":"joined"' "$work/events.$n" || fail "room $n h
 for _ in $(seq 50); do [ "$(grep -c '"participant-joined"' "$work/events.1")" -ge 1 ] && break; sleep 0.1; done
 grep -q '"participant-joined"' "$work/events.1" || fail "room 1 did not hear the others join"
 
-# Media: 100 packets each at 50 per second, all started together.
-for n in 1 2 3; do
-  ip netns exec "$tag-r$n" python3 "$peer" "room$n" 127.0.0.1:5004 5006 100 50 "$work/media.$n.json" --start-file "$work/go" &
-  eval "peer_pid_$n=$!"
-done
-# Every peer listens before anyone sends (a slow start would miss the first packets).
-for _ in $(seq 200); do [ -e "$work/media.1.json.ready" ] && [ -e "$work/media.2.json.ready" ] && [ -e "$work/media.3.json.ready" ] && break; sleep 0.1; done
-touch "$work/go"
-for n in 1 2 3; do eval "wait \$peer_pid_$n"; done
-grep -h '"transport":"tcp"' "$work"/events.* | head -n 3 || true  # a room that fell back to TCP says so
-python3 - "$work" <<'PY' || { "$binary" status --run-directory "$run" --json; grep -h '"quality"' "$work"/events.* | tail -n 3; fail "media was not delivered byte-identical"; }
+# Media: COUNT packets from each room at 50 per second, all started together; each room must
+# receive the other two rooms' packets byte-identical, and nothing else.
+media_round() {  # media_round NAME COUNT
+  local round=$1 count=$2 n
+  for n in 1 2 3; do
+    ip netns exec "$tag-r$n" python3 "$peer" "room$n" 127.0.0.1:5004 5006 "$count" 50 "$work/$round.$n.json" --start-file "$work/$round.go" &
+    eval "peer_pid_$n=$!"
+  done
+  # Every peer listens before anyone sends (a slow start would miss the first packets).
+  for _ in $(seq 200); do [ -e "$work/$round.1.json.ready" ] && [ -e "$work/$round.2.json.ready" ] && [ -e "$work/$round.3.json.ready" ] && break; sleep 0.1; done
+  touch "$work/$round.go"
+  for n in 1 2 3; do eval "wait \$peer_pid_$n"; done
+  python3 - "$work" "$round" <<'PY' || { "$binary" status --run-directory "$run" --json; grep -h '"quality"' "$work"/events.* | tail -n 3; fail "$round: media was not delivered byte-identical"; }
 import json, sys
-work = sys.argv[1]
-media = {n: json.load(open(f"{work}/media.{n}.json")) for n in (1, 2, 3)}
+work, round = sys.argv[1], sys.argv[2]
+media = {n: json.load(open(f"{work}/{round}.{n}.json")) for n in (1, 2, 3)}
 for n in (1, 2, 3):
     expected = set(p for m in (1, 2, 3) if m != n for p in media[m]["sent"])
     got = media[n]["received"]
@@ -108,8 +110,34 @@ for n in (1, 2, 3):
     missing = expected - set(got)
     which = sorted((bytes.fromhex(p)[12:12 + 21].decode(errors="replace"), int.from_bytes(bytes.fromhex(p)[2:4], "big")) for p in missing)
     assert not missing, f"room {n} is missing {len(missing)} of {len(expected)} packets: {which}"
-    print(f"room {n}: received all {len(expected)} packets of the other two rooms, byte-identical")
+    print(f"{round}: room {n} received all {len(expected)} packets of the other two rooms, byte-identical")
 PY
+}
+media_round media 100
+
+# UDP to the relay blocked for room 2 (a policy rule): it falls back to TCP and keeps its
+# media; unblocked, it returns to UDP.
+ip netns exec "$tag-r2" ip rule add ipproto udp dport 3478 prohibit
+transport() { tail -n 1 < <(grep '"event":"quality"' "$work/events.2") | grep -o '"transport":"[a-z]*"'; }
+for _ in $(seq 150); do [ "$(transport)" = '"transport":"tcp"' ] && break; sleep 0.1; done
+[ "$(transport)" = '"transport":"tcp"' ] || fail "room 2 did not fall back to TCP with UDP blocked"
+media_round tcp 50
+ip netns exec "$tag-r2" ip rule del ipproto udp dport 3478 prohibit
+for _ in $(seq 150); do [ "$(transport)" = '"transport":"udp"' ] && break; sleep 0.1; done
+[ "$(transport)" = '"transport":"udp"' ] || fail "room 2 did not return to UDP"
+media_round back 50
+echo "TCP fallback: room 2 moved to TCP with UDP blocked and back to UDP, media complete both ways"
+
+# A new certificate (same name, new key) serves new connections after a reload; joined rooms stay.
+fingerprint() { ip netns exec "$tag-r1" openssl s_client -connect 10.77.0.1:443 -servername conclave.test </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256; }
+before=$(fingerprint)
+"$binary" cert self-signed --state "$state" --fqdn conclave.test >/dev/null
+kill -HUP "$supervisor"
+for _ in $(seq 50); do [ "$(fingerprint)" != "$before" ] && break; sleep 0.1; done
+[ "$(fingerprint)" != "$before" ] || fail "the new certificate is not served after a reload"
+[ "$(participants)" -eq 3 ] || fail "a reload disturbed the joined rooms"
+"$binary" cert trust export --state "$state" --out "$work/server-trust.pem" >/dev/null
+echo "certificate: a new one is served after reload, the three rooms stayed joined"
 grep -q '"event":"quality"' "$work/events.1" || fail "no quality event"
 
 # Refusals, each with its code (the room exits 2 when refused).
