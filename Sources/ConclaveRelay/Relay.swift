@@ -41,6 +41,8 @@ public final class Relay: @unchecked Sendable {
     private let threads: [RelayThread]
     public var threadCount: Int { threads.count }
     private let registry = Mutex(Registry())
+    /// The system security mode now (it starts as `configuration.securityMode`; a reload may change it).
+    private let mode: Mutex<SecurityMode>
     private var tcpGroup: MultiThreadedEventLoopGroup?
     private var tcpChannel: Channel?
 
@@ -72,6 +74,7 @@ public final class Relay: @unchecked Sendable {
     public init(configuration: Configuration, udpSockets: [Int32], tcpListener: Int32?) throws {
         precondition(!udpSockets.isEmpty)
         self.configuration = configuration
+        mode = Mutex(configuration.securityMode)
         threads = try udpSockets.enumerated().map {
             try RelayThread(index: $0.offset, socket: $0.element, measureResidence: configuration.measureResidence)
         }
@@ -98,6 +101,11 @@ public final class Relay: @unchecked Sendable {
 
     public var tcpPort: Int? { tcpChannel?.localAddress?.port }
 
+    public var securityMode: SecurityMode { mode.withLock { $0 } }
+
+    /// Applies to legs and meetings added from now on; running ones are not touched.
+    public func setSecurityMode(_ new: SecurityMode) { mode.withLock { $0 = new } }
+
     private func thread(forMeeting meeting: UInt32) -> RelayThread { threads[Int(meeting % UInt32(threads.count))] }
 
     // MARK: Legs and meetings
@@ -105,7 +113,7 @@ public final class Relay: @unchecked Sendable {
     /// Creates the leg's SRTP contexts here, then hands the leg to its meeting's thread.
     public func addLeg(_ description: LegDescription) throws {
         let mode = description.protection.mode
-        if configuration.securityMode == .secured && mode != .srtp {
+        if securityMode == .secured && mode != .srtp {
             throw RelayError.refusedBySecurityMode(leg: description.leg)
         }
         let leg = try MediaLeg(description)
@@ -132,7 +140,7 @@ public final class Relay: @unchecked Sendable {
 
     /// Starts an empty meeting with its mode (legs may also create it implicitly).
     public func startMeeting(_ id: UInt32, mode: MediaMode) throws {
-        if configuration.securityMode == .secured && mode != .srtp {
+        if securityMode == .secured && mode != .srtp {
             throw RelayError.refusedBySecurityMode(leg: 0)
         }
         try registry.withLock { registry throws(RelayError) in
@@ -144,7 +152,7 @@ public final class Relay: @unchecked Sendable {
 
     /// Changes a meeting's mode; only an empty meeting can change (its legs hold keys of one kind).
     public func editMeeting(_ id: UInt32, mode: MediaMode) throws {
-        if configuration.securityMode == .secured && mode != .srtp {
+        if securityMode == .secured && mode != .srtp {
             throw RelayError.refusedBySecurityMode(leg: 0)
         }
         try registry.withLock { registry throws(RelayError) in

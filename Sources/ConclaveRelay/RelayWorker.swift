@@ -49,8 +49,9 @@ public final class RelayIPCClient {
 /// `conclave worker relay` after its privilege drop: runs the relay on the sockets the
 /// supervisor bound, serves the relay IPC, and answers the supervisor.
 public enum RelayWorker {
+    /// `securityMode` reads the system security mode again on reload (nil: keep the current one).
     public static func run(
-        relay: Relay, supervisor: WorkerChannel, initialIPC: Int32, log: Logger
+        relay: Relay, supervisor: WorkerChannel, initialIPC: Int32, log: Logger, securityMode: () -> SecurityMode? = { nil }
     ) throws -> Int32 {
         let server = RelayIPCServer(relay: relay)
         func serve(_ socket: Int32) throws {
@@ -79,7 +80,11 @@ public enum RelayWorker {
                 relay.shutdown()
                 return 0
             case .message(.reload, _):
-                log.info("reload: the relay holds no configuration of its own; legs come from the control worker")
+                // Legs come from the control worker; only the security mode is the relay's own.
+                if let mode = securityMode(), mode != relay.securityMode {
+                    log.notice("security mode \(relay.securityMode.rawValue) → \(mode.rawValue) for legs added from now on")
+                    relay.setSecurityMode(mode)
+                }
             case .message(.statusRequest, _):
                 let counts = relay.counts
                 let (legs, counters) = relay.snapshot()

@@ -46,7 +46,10 @@ struct RelayWorkerCommand: ParsableCommand {
             udpSockets: udp, tcpListener: tcpListener == 1 ? first + Int32(udpSockets) : nil)
         log.info("serving \(udpSockets) UDP sockets\(tcpListener == 1 ? " and the TCP fallback" : "") as \(getuid()):\(getgid()), no capabilities")
         let supervisor = WorkerChannel(adopting: Supervisor.Descriptors.supervisor)
-        throw ExitCode(try RelayWorker.run(relay: relay, supervisor: supervisor, initialIPC: Supervisor.Descriptors.relayIPC, log: log))
+        let state = FilePath(account.state)
+        throw ExitCode(try RelayWorker.run(
+            relay: relay, supervisor: supervisor, initialIPC: Supervisor.Descriptors.relayIPC, log: log,
+            securityMode: { (try? DaemonConfiguration.load(stateDirectory: state)).flatMap { SecurityMode(rawValue: $0.securityMode) } }))
     }
 }
 

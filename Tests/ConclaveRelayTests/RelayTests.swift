@@ -26,6 +26,17 @@ import Testing
         #expect(throws: RelayError.unknownMeeting(srtp[0].meeting)) { try relay.stopMeeting(srtp[0].meeting) }
     }
 
+    @Test func aSecurityModeChangeAppliesToWhatIsAddedNext() throws {
+        let relay = try Self.relay(.secured)
+        defer { relay.shutdown() }
+        #expect(throws: RelayError.self) { try relay.startMeeting(7, mode: .encapsulated) }
+        relay.setSecurityMode(.mixed)
+        try relay.startMeeting(7, mode: .encapsulated)
+        let masked = try LegsFile.generate(meetings: 1, participants: 1, profile: "encapsulated").legs[0]
+        relay.setSecurityMode(.secured)
+        #expect(throws: RelayError.self) { try relay.addLeg(masked) }
+    }
+
     @Test func securedModeRefusesEncapsulatedLegs() throws {
         let relay = try Self.relay(.secured)
         defer { relay.shutdown() }

@@ -244,14 +244,20 @@ for n in 1 2; do
 done
 refused meeting-ended --meeting m1 --nickname late
 
-# Secured mode: encapsulated meetings are refused; the switch is in the audit log.
+# Security mode: mixed lets an encapsulated leg join; secured refuses encapsulated meetings and
+# legs, and the switch is in the audit log; back to mixed, the relay takes them again.
 meeting start open1 --mode encapsulated >/dev/null
-python3 - "$state/conclave.json" <<'PY'
+joined --meeting open1 --nickname masked
+grep -q '"profile":"encapsulated"' "$work/joined.out" || fail "the encapsulated leg did not join in mixed mode"
+security_mode() {
+  python3 - "$state/conclave.json" "$1" <<'PY'
 import json, sys
-path = sys.argv[1]; document = json.load(open(path)); document["securityMode"] = "secured"; json.dump(document, open(path, "w"))
+path = sys.argv[1]; document = json.load(open(path)); document["securityMode"] = sys.argv[2]; json.dump(document, open(path, "w"))
 PY
-kill -HUP "$supervisor"
-sleep 1
+  kill -HUP "$supervisor"
+  sleep 1
+}
+security_mode secured
 set +e; meeting start enc2 --mode encapsulated 2>"$work/secured.err"; status=$?; set -e
 [ "$status" -eq 2 ] && grep -q "refused-by-security-mode" "$work/secured.err" || fail "secured mode accepted an encapsulated meeting"
 refused refused-by-security-mode --meeting open1 --nickname x
@@ -260,7 +266,9 @@ import sqlite3, sys
 rows = sqlite3.connect(sys.argv[1]).execute("select * from audit").fetchall()
 assert any("security-mode" in " ".join(map(str, row)) and "secured" in " ".join(map(str, row)) for row in rows), rows
 PY
-echo "secured: encapsulated refused, switch audited"
+security_mode mixed
+meeting start enc3 --mode encapsulated >/dev/null || fail "back in mixed mode, the relay still refuses encapsulated meetings"
+echo "security mode: encapsulated joins in mixed, refused in secured (audited), accepted again in mixed"
 
 # The wire: nothing decodes as RTP, no marker anywhere in the capture.
 sleep 1
