@@ -168,6 +168,18 @@ func fileStatus(_ path: FilePath) -> stat? {
         #expect(try store.auditEntries(limit: 100).count == 5)
     }
 
+    @Test func storesOpenedTogetherOnANewFileAgree() async throws {
+        let directory = temporaryStateDirectory()
+        // The console and the control worker may create the database at the same moment.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<4 {
+                group.addTask { try openStore(directory).audit(actor: "test", action: "open", detail: "\(index)") }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try openStore(directory).auditEntries(limit: 10).count == 4)
+    }
+
     @Test func twoStoresOnOneFileSeeEachOther() throws {
         let directory = temporaryStateDirectory()
         let worker = try openStore(directory), console = try openStore(directory)
