@@ -279,33 +279,30 @@ private final class Worker: @unchecked Sendable {
     private func connectTCP() throws {
         if tcp >= 0 { return }
         guard let address = configuration.relayTCP else { throw RelayError.invalidAddress("no TCP fallback port") }
-        let socket = Glibc.socket(Int32(address.family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard socket >= 0 else { throw RelayError.system("socket", errno) }
-        var storage = sockaddr_in6()
-        let length = withUnsafeMutableBytes(of: &storage) { address.write(to: $0.baseAddress!) }
-        let connected = withUnsafeBytes(of: &storage) { connect(socket, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), length) }
-        guard connected == 0 else {
-            let code = errno
-            close(socket)
-            throw RelayError.system("connect \(address)", code)
-        }
+        let socket = try Self.socket(SOCK_STREAM, family: address.family, address: address, "connect", connect)
         var on: Int32 = 1
         setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &on, 4)
         tcp = socket
     }
 
     private static func udpSocket(bound address: PeerAddress?, family: sa_family_t = sa_family_t(AF_INET)) throws -> Int32 {
-        let socket = Glibc.socket(Int32(address?.family ?? family), Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        try socket(SOCK_DGRAM, family: address?.family ?? family, address: address, "bind", bind)
+    }
+
+    /// A new socket, with `operation` (bind or connect) applied to `address` if one is given.
+    private static func socket(
+        _ type: __socket_type, family: sa_family_t, address: PeerAddress?, _ name: String,
+        _ operation: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32
+    ) throws -> Int32 {
+        let socket = Glibc.socket(Int32(family), Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard socket >= 0 else { throw RelayError.system("socket", errno) }
-        if let address {
-            var storage = sockaddr_in6()
-            let length = withUnsafeMutableBytes(of: &storage) { address.write(to: $0.baseAddress!) }
-            let bound = withUnsafeBytes(of: &storage) { bind(socket, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), length) }
-            guard bound == 0 else {
-                let code = errno
-                close(socket)
-                throw RelayError.system("bind \(address)", code)
-            }
+        guard let address else { return socket }
+        var storage = sockaddr_in6()
+        let length = withUnsafeMutableBytes(of: &storage) { address.write(to: $0.baseAddress!) }
+        guard withUnsafeBytes(of: &storage, { operation(socket, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), length) }) == 0 else {
+            let code = errno
+            close(socket)
+            throw RelayError.system("\(name) \(address)", code)
         }
         return socket
     }
