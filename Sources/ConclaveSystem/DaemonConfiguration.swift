@@ -45,6 +45,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var ssoKey = "pki/sso-key.pem"
     /// What a room system joins (role `room`; docs/room-system.md).
     public var room: RoomConfiguration?
+    /// Command API client certificates allowed, as SHA-256 fingerprints (64 hex digits, stored
+    /// lowercase without colons); empty: any certificate that chains to `pki/api-ca.pem` (docs/api.md).
+    public var apiClientFingerprints: [String] = []
 
     public init() {}
 
@@ -52,7 +55,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     static let knownKeys: Set<String> = [
         "version", "role", "fqdn", "listen", "controlPort", "apiPort", "mediaPort", "mediaTCPPort", "relayThreads",
         "socketBufferBytes", "securityMode", "controlAccount", "relayAccount", "legsFile", "network", "tuning",
-        "guestRetentionDays", "ssoKey", "room",
+        "guestRetentionDays", "ssoKey", "room", "apiClientFingerprints",
     ]
 
     public static func load(stateDirectory: FilePath) throws(ConfigurationFileError) -> DaemonConfiguration {
@@ -107,6 +110,17 @@ public struct DaemonConfiguration: Sendable, Equatable {
             guard !ssoKey.isEmpty, !ssoKey.utf8.contains(0) else { throw .invalid(source, field: "ssoKey", "expected a file path") }
             configuration.ssoKey = ssoKey
         }
+        switch object["apiClientFingerprints"] {
+        case nil, .null?: break
+        case .array(let items)?:
+            configuration.apiClientFingerprints = try items.enumerated().map { index, item throws(ConfigurationFileError) in
+                guard case .string(let text) = item, let fingerprint = Self.normalisedFingerprint(text) else {
+                    throw .invalid(source, field: "apiClientFingerprints[\(index)]", "expected a SHA-256 fingerprint (64 hex digits, colons allowed)")
+                }
+                return fingerprint
+            }
+        default: throw .invalid(source, field: "apiClientFingerprints", "expected an array of SHA-256 fingerprints")
+        }
         if let network = object["network"], network != .null {
             configuration.network = try NetworkConfiguration.parse(network, source: source)
         }
@@ -128,6 +142,13 @@ extension DaemonConfiguration {
     public func ssoKeyPath(stateDirectory: FilePath) -> FilePath {
         let path = FilePath(ssoKey)
         return path.isAbsolute ? path : stateDirectory.pushing(path)
+    }
+
+    /// A SHA-256 fingerprint as 64 lowercase hex digits; colons between pairs are allowed in.
+    public static func normalisedFingerprint(_ text: String) -> String? {
+        let digits = text.lowercased().filter { $0 != ":" }
+        guard digits.count == 64, digits.allSatisfy(\.isHexDigit) else { return nil }
+        return digits
     }
 
     /// `guestRetentionDays` as a duration.

@@ -32,7 +32,16 @@ import Testing
         #expect(DaemonConfiguration().ssoKeyPath(stateDirectory: "/data/conclave") == "/data/conclave/pki/sso-key.pem")
     }
 
+    @Test func readsAPIClientFingerprints() throws {
+        #expect(DaemonConfiguration().apiClientFingerprints.isEmpty)
+        let colons = (0..<32).map { _ in "AB" }.joined(separator: ":")
+        let configuration = try parse(#"{"apiClientFingerprints": ["\#(colons)", "\#(String(repeating: "0f", count: 32))"]}"#)
+        #expect(configuration.apiClientFingerprints == [String(repeating: "ab", count: 32), String(repeating: "0f", count: 32)])
+    }
+
     @Test(arguments: [
+        (#"{"apiClientFingerprints": "ab"}"#, "conclave.json: apiClientFingerprints: expected an array"),
+        (#"{"apiClientFingerprints": ["abcd"]}"#, "conclave.json: apiClientFingerprints[0]: expected a SHA-256 fingerprint"),
         (#"{"controlPort": "443"}"#, "conclave.json: controlPort: expected an integer"),
         (#"{"controlPort": 70000}"#, "conclave.json: controlPort: expected an integer in 1…65535, got 70000.0"),
         (#"{"relayThreads": 0}"#, "conclave.json: relayThreads: expected an integer in 1…64"),
