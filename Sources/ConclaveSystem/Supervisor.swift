@@ -22,6 +22,14 @@ public final class Supervisor {
         /// Reads the active certificate chain and key (PEM, empty when none is active) and the
         /// join-token key for the control worker, which cannot read the PKI directory itself.
         public var controlCredentials: @Sendable () -> (chain: [UInt8], key: [UInt8], ssoKey: [UInt8]) = { ([], [], []) }
+        /// Reads the command API's client CA bundle (`pki/api-ca.pem`, PEM; empty when none).
+        public var apiClientCA: @Sendable () -> [UInt8] = { [] }
+        /// Answers a `supervisorRequest` of the control worker (a change it cannot write itself,
+        /// docs/api.md); `status` gives this supervisor's status report when the request needs it.
+        /// Returns the reply (JSON) and whether the workers reload before it is sent.
+        public var controlRequest: @Sendable (_ json: String, _ status: () -> String) -> (reply: String, reload: Bool) = { _, _ in
+            (#"{"ok":false,"code":"service-unavailable","error":"this supervisor takes no requests"}"#, false)
+        }
 
         public init(stateDirectory: FilePath) { self.stateDirectory = stateDirectory }
     }
@@ -245,6 +253,13 @@ public final class Supervisor {
                 worker.lastStatus = json
             case .message(.adminReply(let json), _) where role == .control:
                 worker.lastAdminReply = json
+            case .message(.supervisorRequest(let json), _) where role == .control:
+                let (reply, reload) = options.controlRequest(json, { self.statusJSON() })
+                // The reload goes first: the worker has the new settings when the reply reaches it.
+                if reload { self.reload() }
+                do { try workers[.control]?.channel?.send(.supervisorReply(json: reply)) } catch {
+                    log.warning("could not answer the control worker's request: \(error)")
+                }
             case .message(let message, let descriptor):
                 if let descriptor { close(descriptor) }
                 throw WireError.malformed("\(message) is not a worker's message")
@@ -299,7 +314,15 @@ public final class Supervisor {
     private func sendCredentials() {
         guard let channel = workers[.control]?.channel else { return }
         let credentials = options.controlCredentials()
-        do { try channel.send(.credentials(chain: credentials.chain, key: credentials.key, ssoKey: credentials.ssoKey)) } catch {
+        do {
+            try channel.send(.credentials(chain: credentials.chain, key: credentials.key, ssoKey: credentials.ssoKey))
+            var clientCA = options.apiClientCA()
+            if clientCA.count > WorkerMessage.maximumSize - 2 {
+                log.error("pki/api-ca.pem is larger than a worker message (\(clientCA.count) bytes): the command API refuses every client")
+                clientCA = []
+            }
+            try channel.send(.apiClientCA(pem: clientCA))
+        } catch {
             log.error("could not hand the certificate to the control worker: \(error)")
         }
     }

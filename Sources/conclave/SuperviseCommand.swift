@@ -4,6 +4,7 @@ import ConclaveIdentity
 import ConclavePKI
 import ConclaveRelay
 import ConclaveSystem
+import ConclaveUpdate
 import Glibc
 import Logging
 import SystemPackage
@@ -55,6 +56,9 @@ struct SuperviseCommand: ParsableCommand {
             let chain = ([active.certificate] + active.intermediates).map(\.pemEncoded).joined()
             return (Array(chain.utf8), Array(active.key.pemEncoded.utf8), ssoKey)
         }
+        options.apiClientCA = { (try? Files.read(store.apiCAPath)) ?? [] }
+        let requests = SupervisorRequests(stateDirectory: FilePath(state), bootFacts: Self.bootFacts)
+        options.controlRequest = { json, status in requests.handle(json, status: status) }
         let supervisor: Supervisor
         do {
             // DIR/db, the identity store, belongs to the control worker's account.
@@ -67,6 +71,21 @@ struct SuperviseCommand: ParsableCommand {
             throw ExitCode(71)
         }
         throw ExitCode(try supervisor.run())
+    }
+
+    /// The booted slot (`/run/boot-slot`, written by the slot selector) and the boot order, for
+    /// the command API's status; empty off the appliance image.
+    @Sendable static func bootFacts() -> [String: JSONValue] {
+        var facts: [String: JSONValue] = [:]
+        if let bytes = try? Files.read(FilePath("/run/boot-slot")) {
+            let slot = String(decoding: bytes, as: UTF8.self).filter { !$0.isWhitespace }
+            if BootState.slots.contains(slot) { facts["slot"] = .string(slot) }
+        }
+        if FilePath("/data/bootstate").exists, let boot = try? BootStateStore(path: "/data/bootstate").load() {
+            facts["bootOrder"] = .array(boot.order.map { .string($0) })
+            facts["slotsGood"] = .object(Dictionary(uniqueKeysWithValues: BootState.slots.map { ($0, .bool(boot.isGood($0))) }))
+        }
+        return facts
     }
 
     /// Role `room`: read what the room agent needs (trust anchors, secrets) as root, drop to
