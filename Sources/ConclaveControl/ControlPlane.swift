@@ -62,6 +62,8 @@ public final class ControlPlane {
     public internal(set) var tlsContext: TLSContext?
     /// The management server's join-token verification key (PEM), if one is configured.
     public internal(set) var ssoKeyPEM: [UInt8]?
+    /// The command API's TLS context, pins, rate limits and supervisor requests (docs/api.md).
+    public let api = CommandAPIState()
     var throttle = LoginThrottle()
     let log: Logger
     /// Password checks (scrypt) run here, off the event loop.
@@ -102,8 +104,10 @@ public final class ControlPlane {
         do {
             let certificates = try X509Certificate.certificates(pemEncoded: chain)
             guard !certificates.isEmpty else { throw ControlRefusal.invalidSettings(field: "certificate", "no certificate in the chain") }
+            let privateKey = try PrivateKey(encoded: key)
             tlsContext = try TLSContext(configuration: .server(
-                certificateChain: certificates, privateKey: try PrivateKey(encoded: key), applicationProtocols: ["http/1.1"]))
+                certificateChain: certificates, privateKey: privateKey, applicationProtocols: ["http/1.1"]))
+            api.serverCredentials(chain: certificates, key: privateKey, log: log)
             log.info("control server certificate: \(certificates[0].subject)")
         } catch {
             log.error("certificate not loaded, keeping the previous one: \(error)")

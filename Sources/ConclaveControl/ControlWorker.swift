@@ -22,13 +22,16 @@ public final class ControlWorker {
     private let pool = NIOThreadPool(numberOfThreads: 1)
     private let plane: ControlPlane
     private let controlListener: Int32?
+    private let apiListener: Int32?
     private let media: MediaPorts
 
-    /// `controlListener` is the bound, listening control socket (nil: no control server).
+    /// `controlListener` is the bound, listening control socket (nil: no control server);
+    /// `apiListener` the command API's (nil: no command API).
     public init(
-        stateDirectory: FilePath, supervisor: WorkerChannel, relayIPC: Int32, controlListener: Int32?, media: MediaPorts,
-        serverVersion: String, log: Logger
+        stateDirectory: FilePath, supervisor: WorkerChannel, relayIPC: Int32, controlListener: Int32?, apiListener: Int32? = nil,
+        media: MediaPorts, serverVersion: String, log: Logger
     ) throws {
+        self.apiListener = apiListener
         self.media = media
         self.stateDirectory = stateDirectory
         self.supervisor = supervisor
@@ -62,6 +65,15 @@ public final class ControlWorker {
             _ = try plane.eventLoop.flatSubmit { [plane = LoopConfined(plane)] in ControlServer.start(listeningSocket: controlListener, plane: plane.value) }.wait()
             log.info("control server accepting on wss://…\(ControlServer.path)")
         }
+        if let apiListener {
+            let channel = LoopConfined(supervisor)
+            try onLoop { plane in
+                // SOCK_SEQPACKET: each send is one whole message, whichever thread sends it.
+                plane.api.sendToSupervisor = { json in try channel.value.send(.supervisorRequest(json: json)) }
+            }
+            _ = try plane.eventLoop.flatSubmit { [plane = LoopConfined(plane)] in CommandAPIServer.start(listeningSocket: apiListener, plane: plane.value) }.wait()
+            log.info("command API accepting (mutual TLS, docs/api.md)")
+        }
         let purge = plane.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(3600)) { [plane] _ in
             guard let identity = plane.identity else { return }
             do {
@@ -90,6 +102,10 @@ public final class ControlWorker {
                 try supervisor.send(.adminReply(json: reply))
             case .message(.credentials(let chain, let key, let ssoKey), _):
                 try onLoop { $0.loadCredentials(chain: chain, key: key, ssoKey: ssoKey) }
+            case .message(.apiClientCA(let pem), _):
+                try onLoop { $0.api.loadClientCA(pem: pem, log: $0.log) }
+            case .message(.supervisorReply(let json), _):
+                try onLoop { $0.api.supervisorReplied(json) }
             case .message(.peerChannel, let descriptor?):
                 log.info("relay worker restarted: sending every meeting and leg again")
                 try onLoop { $0.relay.reconnect(socket: descriptor) }
@@ -116,6 +132,7 @@ public final class ControlWorker {
             return
         }
         plane.apply(ControlSettings(configuration: configuration, media: media))
+        plane.api.pinnedFingerprints = Set(configuration.apiClientFingerprints)
         guard let name = configuration.legsFile else { return }
         let path = name.hasPrefix("/") ? FilePath(name) : stateDirectory.appending(name)
         do {

@@ -65,10 +65,11 @@ struct ControlWorkerCommand: ParsableCommand {
         try account.dropPrivileges()
         CompactLogHandler.bootstrap()
         let log = Logger(label: "control")
-        // Descriptor 5 is the control server's listener; 6, the command API's, waits for its server.
+        // Descriptor 5 is the control server's listener; 6, the command API's.
         let worker = try ControlWorker(
             stateDirectory: FilePath(account.state), supervisor: WorkerChannel(adopting: Supervisor.Descriptors.supervisor),
             relayIPC: Supervisor.Descriptors.relayIPC, controlListener: Supervisor.Descriptors.firstSocket,
+            apiListener: Supervisor.Descriptors.firstSocket + 1,
             media: .init(udpPort: mediaPort, tcpPort: mediaTcpPort, threads: relayThreads),
             serverVersion: VersionReport.conclaveVersion, log: log)
         throw ExitCode(try worker.run())
