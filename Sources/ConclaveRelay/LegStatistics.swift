@@ -73,5 +73,7 @@ public struct LegSnapshot: Sendable, Equatable, Codable {
     public let meeting: UInt32
     public let transport: String
     public let remote: String?
+    /// The latched remote port; 0 while unlatched.
+    public var remotePort: UInt16 = 0
     public let statistics: LegStatistics
 }

@@ -147,12 +147,12 @@ final class MediaLeg {
         var statistics = self.statistics
         statistics.lost = streams.0.lost + streams.1.lost
         statistics.jitterMilliseconds = max(streams.0.jitterSeconds, streams.1.jitterSeconds) * 1000
-        let (transportName, remote): (String, String?) = switch transport {
-        case .unlatched: ("none", nil)
-        case .udp(let address): ("udp", address.description)
-        case .tcp(let connection): ("tcp", connection.remoteDescription)
+        let (transportName, remote, port): (String, String?, UInt16) = switch transport {
+        case .unlatched: ("none", nil, 0)
+        case .udp(let address): ("udp", address.description, address.port)
+        case .tcp(let connection): ("tcp", connection.remoteDescription, connection.remotePort)
         }
-        return LegSnapshot(leg: id, meeting: meetingID, transport: transportName, remote: remote, statistics: statistics)
+        return LegSnapshot(leg: id, meeting: meetingID, transport: transportName, remote: remote, remotePort: port, statistics: statistics)
     }
 }
 

@@ -99,7 +99,11 @@ public final class RelayIPCServer: @unchecked Sendable {
                         legID: leg.leg, packetsIn: statistics.packetsIn, packetsOut: statistics.packetsOut,
                         bytesIn: statistics.bytesIn, bytesOut: statistics.bytesOut, lost: statistics.lost,
                         jitter: UInt32(min(statistics.jitterMilliseconds * 90, Double(UInt32.max))),
-                        authFailures: statistics.authenticationFailures, replays: statistics.replays)
+                        authFailures: statistics.authenticationFailures, replays: statistics.replays,
+                        transport: leg.transport == "udp" ? .udp : leg.transport == "tcp" ? .tcp : .none, remotePort: leg.remotePort,
+                        reportedLoss: UInt8(min(255, (statistics.reportedLossFraction * 256).rounded())),
+                        roundTripMicroseconds: statistics.roundTripMilliseconds.map { UInt32(min(max(0, $0 * 1000), Double(UInt32.max - 1))) },
+                        audioPackets: statistics.audioPackets, videoPackets: statistics.videoPackets, sendDrops: statistics.sendDrops)
                 })
             case .statsReply, .ack, .error:
                 return .error(code: ErrorCode.badRequest.rawValue, message: "\(message.kind) is not a request")

@@ -25,12 +25,14 @@ struct MediaFrameDecoder: ByteToMessageDecoder {
 public final class TCPMediaConnection: @unchecked Sendable {
     private let channel: Channel
     let remoteDescription: String
+    let remotePort: UInt16
     /// Bytes queued but not yet written: beyond this the relay drops rather than buffers.
     static let highWaterMark = 256 * 1024
 
     init(channel: Channel) {
         self.channel = channel
         remoteDescription = channel.remoteAddress?.description ?? "unknown"
+        remotePort = channel.remoteAddress?.port.map { UInt16(clamping: $0) } ?? 0
     }
 
     /// Queues one frame with its length prefix; false when the connection is backed up or gone.

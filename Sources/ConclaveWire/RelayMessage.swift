@@ -171,6 +171,11 @@ public enum RelayMessage: Equatable, Sendable {
 
     /// One leg's counters in a `statsReply`.
     public struct LegStats: Equatable, Sendable {
+        /// How the leg's media reaches the relay: nothing latched yet, UDP or the TCP fallback.
+        public enum Transport: UInt8, Sendable, CaseIterable {
+            case none = 0, udp = 1, tcp = 2
+        }
+
         public var legID: UInt32
         public var packetsIn: UInt64
         public var packetsOut: UInt64
@@ -181,10 +186,23 @@ public enum RelayMessage: Equatable, Sendable {
         public var jitter: UInt32
         public var authFailures: UInt64
         public var replays: UInt64
+        public var transport: Transport
+        /// The latched remote port (0 while unlatched).
+        public var remotePort: UInt16
+        /// Fraction lost the participant reported in its last RTCP receiver report, in 1/256.
+        public var reportedLoss: UInt8
+        /// Relay ↔ participant round trip from RTCP SR/RR in microseconds; nil: not measured yet.
+        public var roundTripMicroseconds: UInt32?
+        public var audioPackets: UInt64
+        public var videoPackets: UInt64
+        /// Datagrams to this leg the relay could not send.
+        public var sendDrops: UInt64
 
         public init(
             legID: UInt32, packetsIn: UInt64 = 0, packetsOut: UInt64 = 0, bytesIn: UInt64 = 0, bytesOut: UInt64 = 0,
-            lost: UInt64 = 0, jitter: UInt32 = 0, authFailures: UInt64 = 0, replays: UInt64 = 0
+            lost: UInt64 = 0, jitter: UInt32 = 0, authFailures: UInt64 = 0, replays: UInt64 = 0, transport: Transport = .none,
+            remotePort: UInt16 = 0, reportedLoss: UInt8 = 0, roundTripMicroseconds: UInt32? = nil, audioPackets: UInt64 = 0,
+            videoPackets: UInt64 = 0, sendDrops: UInt64 = 0
         ) {
             self.legID = legID
             self.packetsIn = packetsIn
@@ -195,9 +213,18 @@ public enum RelayMessage: Equatable, Sendable {
             self.jitter = jitter
             self.authFailures = authFailures
             self.replays = replays
+            self.transport = transport
+            self.remotePort = remotePort
+            self.reportedLoss = reportedLoss
+            self.roundTripMicroseconds = roundTripMicroseconds
+            self.audioPackets = audioPackets
+            self.videoPackets = videoPackets
+            self.sendDrops = sendDrops
         }
 
-        static let size = 64
+        static let size = 96
+        /// `roundTripMicroseconds` on the wire when nothing was measured.
+        static let unmeasured = UInt32.max
 
         init(reading reader: inout ByteReader) throws(WireError) {
             legID = try reader.read()
@@ -209,9 +236,20 @@ public enum RelayMessage: Equatable, Sendable {
             jitter = try reader.read()
             authFailures = try reader.read()
             replays = try reader.read()
+            let transportCode: UInt8 = try reader.read()
+            guard let transport = Transport(rawValue: transportCode) else { throw .malformed("unknown leg transport \(transportCode)") }
+            self.transport = transport
+            remotePort = try reader.read()
+            reportedLoss = try reader.read()
+            let roundTrip: UInt32 = try reader.read()
+            roundTripMicroseconds = roundTrip == Self.unmeasured ? nil : roundTrip
+            audioPackets = try reader.read()
+            videoPackets = try reader.read()
+            sendDrops = try reader.read()
         }
 
         func append(to bytes: inout [UInt8]) {
+            precondition(roundTripMicroseconds != Self.unmeasured, "UInt32.max means unmeasured")
             bytes.appendBigEndian(legID)
             bytes.appendBigEndian(packetsIn)
             bytes.appendBigEndian(packetsOut)
@@ -221,6 +259,13 @@ public enum RelayMessage: Equatable, Sendable {
             bytes.appendBigEndian(jitter)
             bytes.appendBigEndian(authFailures)
             bytes.appendBigEndian(replays)
+            bytes.append(transport.rawValue)
+            bytes.appendBigEndian(remotePort)
+            bytes.append(reportedLoss)
+            bytes.appendBigEndian(roundTripMicroseconds ?? Self.unmeasured)
+            bytes.appendBigEndian(audioPackets)
+            bytes.appendBigEndian(videoPackets)
+            bytes.appendBigEndian(sendDrops)
         }
     }
 

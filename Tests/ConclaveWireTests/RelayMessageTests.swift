@@ -32,13 +32,23 @@ import Testing
         (.statsQuery(requestID: 9), "00000006" + "01" + "06" + "00000009"),             // request id
         (.statsReply(requestID: 9, legs: [.init(
             legID: 7, packetsIn: 1, packetsOut: 2, bytesIn: 3, bytesOut: 4, lost: 5, jitter: 6, authFailures: 7,
-            replays: 8)]),
-         "00000048" + "01" + "07" + "00000009" + "0001"  // length, version, statsReply, request id, 1 leg
+            replays: 8, transport: .tcp, remotePort: 0x1234, reportedLoss: 64, roundTripMicroseconds: 25_000, audioPackets: 9,
+            videoPackets: 10, sendDrops: 11)]),
+         "00000068" + "01" + "07" + "00000009" + "0001"  // length, version, statsReply, request id, 1 leg
          + "00000007"                                    // leg id
          + "0000000000000001" + "0000000000000002"       // packets in, out
          + "0000000000000003" + "0000000000000004"       // bytes in, out
          + "0000000000000005" + "00000006"               // lost, jitter
-         + "0000000000000007" + "0000000000000008"),     // authentication failures, replays
+         + "0000000000000007" + "0000000000000008"       // authentication failures, replays
+         + "02" + "1234" + "40"                          // transport tcp, remote port, reported loss 64/256
+         + "000061a8"                                    // round trip 25 000 µs
+         + "0000000000000009" + "000000000000000a"       // audio, video packets
+         + "000000000000000b"),                          // send drops
+        (.statsReply(requestID: 10, legs: [.init(legID: 8)]),
+         "00000068" + "01" + "07" + "0000000a" + "0001"  // a leg with nothing measured yet
+         + "00000008" + String(repeating: "0", count: 120)  // leg id, counters 0
+         + "00" + "0000" + "00" + "ffffffff"             // transport none, port 0, loss 0, round trip unmeasured
+         + String(repeating: "0", count: 48)),           // audio, video packets, send drops
         (.ack(.addLeg), "00000003" + "01" + "08" + "01"),                               // acknowledged type
         (.error(code: 0x0102, message: "bad"), "00000009" + "01" + "09" + "0102" + "0003" + "626164"),  // code, text
     ]
