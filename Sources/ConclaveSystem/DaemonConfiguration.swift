@@ -48,6 +48,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Command API client certificates allowed, as SHA-256 fingerprints (64 hex digits, stored
     /// lowercase without colons); empty: any certificate that chains to `pki/api-ca.pem` (docs/api.md).
     public var apiClientFingerprints: [String] = []
+    /// ApMon destinations, interval, privacy mode, plain-HTTP metrics address (docs/monitoring.md).
+    public var monitoring = MonitoringConfiguration()
 
     public init() {}
 
@@ -55,7 +57,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     static let knownKeys: Set<String> = [
         "version", "role", "fqdn", "listen", "controlPort", "apiPort", "mediaPort", "mediaTCPPort", "relayThreads",
         "socketBufferBytes", "securityMode", "controlAccount", "relayAccount", "legsFile", "network", "tuning",
-        "guestRetentionDays", "ssoKey", "room", "apiClientFingerprints",
+        "guestRetentionDays", "ssoKey", "room", "apiClientFingerprints", "monitoring",
     ]
 
     public static func load(stateDirectory: FilePath) throws(ConfigurationFileError) -> DaemonConfiguration {
@@ -129,6 +131,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
         if let room = object["room"], room != .null {
             configuration.room = try RoomConfiguration.parse(room, source: source)
+        }
+        if let monitoring = object["monitoring"], monitoring != .null {
+            configuration.monitoring = try MonitoringConfiguration.parse(monitoring, source: source)
         }
         guard Int(configuration.mediaPort) + configuration.relayThreads - 1 <= 65535 else {
             throw .invalid(source, field: "mediaPort", "mediaPort + relayThreads exceeds 65535")
