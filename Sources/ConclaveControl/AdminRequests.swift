@@ -66,12 +66,15 @@ public enum AdminRequests {
                     summary.participants = []
                     return summary
                 }))
+            case "monitoring-rotate-secret":
+                try plane.rotateMonitoringSecret()
+                return JSONText.encode(Reply())
             case "show":
                 let wanted = try id()
                 guard let summary = plane.meetingSummaries().first(where: { $0.id == wanted }) else { throw ControlRefusal.unknownMeeting(wanted) }
                 return JSONText.encode(Reply(meeting: bounded(summary)))
             default:
-                throw ControlRefusal.badMessage("unknown op '\(request.op)'; expected start, edit, stop, kick, list or show")
+                throw ControlRefusal.badMessage("unknown op '\(request.op)'; expected start, edit, stop, kick, list, show or monitoring-rotate-secret")
             }
         } catch let refusal as ControlRefusal {
             return JSONText.encode(Failure(code: refusal.code, error: refusal.description))

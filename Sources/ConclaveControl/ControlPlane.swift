@@ -70,6 +70,8 @@ public final class ControlPlane {
     let blockingPool: NIOThreadPool
     /// What `welcome` reports.
     public let serverVersion: String
+    /// Privacy mode, join latency, relay process and certificate figures, the ApMon sender (docs/monitoring.md).
+    public let monitoring = MonitoringState()
 
     public init(
         eventLoop: EventLoop, relay: RelayLink, settings: ControlSettings, identity: IdentityStore?, blockingPool: NIOThreadPool,
@@ -108,6 +110,7 @@ public final class ControlPlane {
             tlsContext = try TLSContext(configuration: .server(
                 certificateChain: certificates, privateKey: privateKey, applicationProtocols: ["http/1.1"]))
             api.serverCredentials(chain: certificates, key: privateKey, log: log)
+            monitoring.certificateNotAfter = certificates[0].notValidAfter
             log.info("control server certificate: \(certificates[0].subject)")
         } catch {
             log.error("certificate not loaded, keeping the previous one: \(error)")

@@ -41,7 +41,7 @@ public enum ControlServer {
                     try sync.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
                     try sync.addHandler(PlainHTTPResponder(), name: PlainHTTPResponder.name)
                     } catch {
-                        plane.log.warning("control connection from \(channel.remoteAddress.map { "\($0)" } ?? "?") refused: \(error)")
+                        plane.log.warning("control connection from \(plane.monitoring.privacy.logged(channel.remoteAddress?.ipAddress ?? "?", .address)) refused: \(error)")
                         throw error
                     }
                 }

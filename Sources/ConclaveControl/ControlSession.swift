@@ -34,6 +34,8 @@ final class ControlSession: ChannelInboundHandler, ParticipantChannel {
     private var context: ChannelHandlerContext?
     private var lastHeard = NIODeadline.now()
     private var watchdog: RepeatedTask?
+    /// When the pending join arrived, for the join-latency histogram.
+    private var joinStarted: NIODeadline?
     /// A client must say hello this soon after the upgrade.
     private static let helloTimeout = TimeAmount.seconds(10)
 
@@ -116,6 +118,7 @@ final class ControlSession: ChannelInboundHandler, ParticipantChannel {
         case (.awaitingHello, _):
             refuse(.notHello, close: true)
         case (.greeted(let hello), .join(let join)):
+            joinStarted = .now()
             begin(join, hello: hello)
         case (.authenticating, .join), (.joined, .join):
             refuse(.alreadyJoined, close: false)
@@ -240,7 +243,9 @@ final class ControlSession: ChannelInboundHandler, ParticipantChannel {
                 leg: leg, legToken: String(token, radix: 16).leftPadded(to: 16), relayHost: relayHost,
                 udpPort: settings.media.udpPort(forMeeting: meeting.number), tcpPort: settings.media.tcpPort, profile: profileName,
                 participants: others)))
-            plane.log.info("leg \(leg) joined meeting \(join.meeting) as \(kind.rawValue) (\(profileName))")
+            if let joinStarted { plane.monitoring.recordJoin(latencySeconds: Double((NIODeadline.now() - joinStarted).nanoseconds) / 1e9) }
+            let privacy = plane.monitoring.privacy
+            plane.log.info("leg \(leg) joined meeting \(join.meeting) as \(kind.rawValue) (\(profileName)): \(privacy.logged(name, .nickname)) from \(privacy.logged(address, .address))")
             switch identity {
             case .guest(let nickname):
                 do {

@@ -23,15 +23,18 @@ public final class ControlWorker {
     private let plane: ControlPlane
     private let controlListener: Int32?
     private let apiListener: Int32?
+    private let metricsListener: Int32?
     private let media: MediaPorts
 
     /// `controlListener` is the bound, listening control socket (nil: no control server);
-    /// `apiListener` the command API's (nil: no command API).
+    /// `apiListener` the command API's (nil: no command API); `metricsListener` the plain-HTTP
+    /// `/metrics` socket when the configuration asks for one.
     public init(
         stateDirectory: FilePath, supervisor: WorkerChannel, relayIPC: Int32, controlListener: Int32?, apiListener: Int32? = nil,
-        media: MediaPorts, serverVersion: String, log: Logger
+        metricsListener: Int32? = nil, media: MediaPorts, serverVersion: String, log: Logger
     ) throws {
         self.apiListener = apiListener
+        self.metricsListener = metricsListener
         self.media = media
         self.stateDirectory = stateDirectory
         self.supervisor = supervisor
@@ -73,6 +76,10 @@ public final class ControlWorker {
             }
             _ = try plane.eventLoop.flatSubmit { [plane = LoopConfined(plane)] in CommandAPIServer.start(listeningSocket: apiListener, plane: plane.value) }.wait()
             log.info("command API accepting (mutual TLS, docs/api.md)")
+        }
+        if let metricsListener {
+            _ = try plane.eventLoop.flatSubmit { [plane = LoopConfined(plane)] in MetricsHTTPServer.start(listeningSocket: metricsListener, plane: plane.value) }.wait()
+            log.info("metrics served over plain HTTP on \(MetricsHTTPServer.path)")
         }
         let purge = plane.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(3600)) { [plane] _ in
             guard let identity = plane.identity else { return }
@@ -133,6 +140,7 @@ public final class ControlWorker {
         }
         plane.apply(ControlSettings(configuration: configuration, media: media))
         plane.api.pinnedFingerprints = Set(configuration.apiClientFingerprints)
+        plane.applyMonitoring(configuration.monitoring, secretDirectory: stateDirectory.appending("db"))
         guard let name = configuration.legsFile else { return }
         let path = name.hasPrefix("/") ? FilePath(name) : stateDirectory.appending(name)
         do {

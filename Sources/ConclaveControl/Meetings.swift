@@ -223,6 +223,8 @@ public final class MeetingRegistry {
     private static let endedMemory = 1000
     private let relay: RelayLink
     private let clock: () -> Double
+    /// Called after a meeting starts or stops and a participant joins or leaves (monitoring reports it).
+    public var onChange: (() -> Void)?
 
     public init(relay: RelayLink, clock: @escaping () -> Double) {
         self.relay = relay
@@ -253,6 +255,7 @@ public final class MeetingRegistry {
         let meeting = Meeting(id: id, number: number, settings: settings, startedAt: clock())
         meetings[id] = meeting
         ended.removeAll { $0 == id }
+        onChange?()
         return .started(meeting)
     }
 
@@ -289,6 +292,7 @@ public final class MeetingRegistry {
         relay.stopMeeting(meeting.number)
         ended.append(id)
         if ended.count > Self.endedMemory { ended.removeFirst(ended.count - Self.endedMemory) }
+        onChange?()
         return meeting
     }
 
@@ -328,6 +332,7 @@ public final class MeetingRegistry {
         for participant in meeting.participants.values { participant.channel.deliver(.participantJoined(.init(leg: info.leg, name: info.name))) }
         meeting.participants[info.leg] = (info, channel)
         legMeeting[info.leg] = id
+        onChange?()
         return meeting
     }
 
@@ -337,6 +342,7 @@ public final class MeetingRegistry {
         meeting.participants[leg] = nil
         relay.removeLeg(leg)
         for participant in meeting.participants.values { participant.channel.deliver(.participantLeft(leg: leg)) }
+        onChange?()
     }
 
     /// Removes one participant on the operator's request: it hears `kicked`, the others `participant-left`.
