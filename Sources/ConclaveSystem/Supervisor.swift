@@ -183,6 +183,11 @@ public final class Supervisor {
             arguments += ["--media-port", String(configuration.mediaPort), "--media-tcp-port", String(sockets.mediaTCP == nil ? 0 : configuration.mediaTCPPort),
                           "--relay-threads", String(sockets.media.count)]
             descriptors += [sockets.control, sockets.api]
+            // The plain-HTTP metrics listener, when configured, comes next (descriptor 7).
+            if let metrics = sockets.metrics {
+                arguments += ["--metrics-listener"]
+                descriptors.append(metrics)
+            }
         }
         let pid: pid_t
         do { pid = try ProcessSpawner.spawn(options.executable, arguments: arguments, descriptors: descriptors) } catch {
@@ -413,6 +418,8 @@ struct ListeningSockets {
     let api: Int32
     let media: [Int32]
     let mediaTCP: Int32?
+    /// `monitoring.metricsListen`: plain-HTTP `/metrics` for a local scraper (changes need a restart).
+    let metrics: Int32?
 
     init(_ configuration: DaemonConfiguration) throws {
         var opened: [Int32] = []
@@ -430,6 +437,8 @@ struct ListeningSockets {
             }
             self.media = media
             mediaTCP = configuration.mediaTCPPort == 0 ? nil : try SocketBinding.tcp(configuration.listen, configuration.mediaTCPPort)
+            if let mediaTCP { opened.append(mediaTCP) }
+            metrics = try configuration.monitoring.metricsListen.map { try SocketBinding.tcp($0.host, $0.port, backlog: 16) }
         } catch {
             for socket in opened { close(socket) }
             throw error

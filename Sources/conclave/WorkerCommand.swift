@@ -60,6 +60,7 @@ struct ControlWorkerCommand: ParsableCommand {
     @Option var mediaPort: UInt16
     @Option var mediaTcpPort: UInt16
     @Option var relayThreads: Int
+    @Flag(help: "Descriptor 7 is the plain-HTTP metrics listener.") var metricsListener = false
 
     func run() throws {
         try account.dropPrivileges()
@@ -70,6 +71,7 @@ struct ControlWorkerCommand: ParsableCommand {
             stateDirectory: FilePath(account.state), supervisor: WorkerChannel(adopting: Supervisor.Descriptors.supervisor),
             relayIPC: Supervisor.Descriptors.relayIPC, controlListener: Supervisor.Descriptors.firstSocket,
             apiListener: Supervisor.Descriptors.firstSocket + 1,
+            metricsListener: metricsListener ? Supervisor.Descriptors.firstSocket + 2 : nil,
             media: .init(udpPort: mediaPort, tcpPort: mediaTcpPort, threads: relayThreads),
             serverVersion: VersionReport.conclaveVersion, log: log)
         throw ExitCode(try worker.run())
