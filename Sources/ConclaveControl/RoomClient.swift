@@ -31,6 +31,8 @@ public final class RoomClient: Sendable {
         public var clientVersion: String
         /// How often a `quality` event is reported.
         public var qualityInterval: TimeAmount = .seconds(2)
+        /// The room system's MAC address, reported in `join` (monitoring shows it as the privacy mode allows).
+        public var mac: String?
 
         public init(
             server: String, port: Int, meeting: String, passcode: String?, credentials: Credentials, trustAnchors: [X509Certificate],
@@ -250,6 +252,7 @@ public final class RoomSession: ChannelInboundHandler, @unchecked Sendable {
                 session.send(.heartbeat(sequence: session.heartbeat))
             })
             var join = ControlMessage.Join(meeting: options.meeting, passcode: options.passcode)
+            join.mac = options.mac
             switch options.credentials {
             case .guest(let nickname): join.nickname = nickname
             case .user(let email, let password): (join.email, join.password) = (email, password)

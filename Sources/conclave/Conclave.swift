@@ -8,6 +8,6 @@ struct Conclave: ParsableCommand {
         version: VersionReport.text(),
         subcommands: [
             SuperviseCommand.self, StatusCommand.self, RelayGroupCommand.self, LoadgenCommand.self, CertCommand.self, UsersCommand.self, TokenCommand.self,
-            TLSCommand.self, MeetingCommand.self, CtlCommand.self, RoomCommand.self, WorkerCommand.self, NetCommand.self, ConsoleCommand.self, BootCommand.self, UpdateCommand.self,
+            TLSCommand.self, MeetingCommand.self, CtlCommand.self, RoomCommand.self, WorkerCommand.self, NetCommand.self, UpdateCommand.self, ConsoleCommand.self, BootCommand.self, MonitoringCommand.self,
         ])
 }

@@ -39,12 +39,14 @@ struct RoomJoinCommand: ParsableCommand {
     @Option(help: "Where the room's pipeline sends RTP, HOST:PORT.") var rtpIn = "127.0.0.1:5004"
     @Option(help: "Where the meeting's media is delivered, HOST:PORT.") var rtpOut = "127.0.0.1:5006"
     @Flag(help: "Use the TCP fallback from the start.") var tcp = false
+    @Option(help: "MAC address to report in the join (aa:bb:cc:dd:ee:ff).") var mac: String?
     @Flag(help: "Print events as JSON lines.") var jsonEvents = false
 
     func validate() throws {
         let ways = [nickname != nil, email != nil, tokenFile != nil].filter { $0 }.count
         guard ways == 1 else { throw ValidationError("give exactly one of --nickname, --email (with --password-file) or --token-file") }
         guard (email == nil) == (passwordFile == nil) else { throw ValidationError("--email and --password-file go together") }
+        if let mac, !ParticipantInfo.isMACAddress(mac) { throw ValidationError("--mac: expected six hex pairs separated by ':', got \(mac)") }
     }
 
     func run() throws {
@@ -59,10 +61,11 @@ struct RoomJoinCommand: ParsableCommand {
         }
         let anchors = try trustAnchors()
         guard !anchors.isEmpty else { throw ValidationError("no trust anchors: import the server's bundle (conclave cert trust) or pass --trust") }
-        let options = RoomClient.Options(
+        var options = RoomClient.Options(
             server: host, port: port, meeting: meeting, passcode: try passcodeFile.map(Self.secret), credentials: credentials,
             trustAnchors: anchors, rtpIn: try PeerAddress(parsing: rtpIn), rtpOut: try PeerAddress(parsing: rtpOut), preferTCP: tcp,
             clientVersion: VersionReport.conclaveVersion)
+        options.mac = mac
 
         // SIGINT/SIGTERM leave the meeting cleanly: blocked here (every thread inherits the
         // mask) and taken by one thread that asks the session to leave.
