@@ -210,6 +210,12 @@ try:
         if "10.0.2.15/" in address:
             break
         time.sleep(1)
+    # The control server refuses connections until a certificate is active: give it one, reload.
+    rc, out = console.run("conclave cert self-signed --state /data/conclave --fqdn conclave.test >/dev/null && "
+                          "for p in /proc/[0-9]*; do case \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" in "
+                          "*'conclave supervise '*) kill -HUP ${p#/proc/} ;; esac; done")
+    check(rc == 0, "boot 1: a self-signed certificate for the control server, daemon reloaded", out)
+    time.sleep(2)
     check(not guest_port_open(FORWARDS[9]), "boot 1: a forwarded port nothing listens on is closed (the probe works)")
     check(guest_port_open(FORWARDS[443]) and guest_port_open(FORWARDS[8443]),
           "boot 1: the daemon's control (443) and API (8443) ports answer from the host through user-mode forwards")
