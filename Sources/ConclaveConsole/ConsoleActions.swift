@@ -69,6 +69,53 @@ public struct ConsoleActions: Sendable {
         return ["role: \(old.rawValue) → \(role.rawValue)"] + reloadDaemon()
     }
 
+    /// What a room system joins (`"room"` in conclave.json, read by `conclave supervise` as
+    /// `conclave room join` takes it): the server, the meeting and the room's nickname. Other
+    /// keys of the section (RTP ports, TCP) are kept; the nickname replaces any other identity.
+    public func setRoomJoin(server: String, meeting: String, nickname: String) throws -> [String] {
+        let server = try Self.parseServer(server)
+        guard !meeting.isEmpty, meeting.count <= 128, meeting.allSatisfy({ !$0.isNewline && $0.asciiValue.map { $0 >= 0x20 } ?? true }) else {
+            throw WizardRefusal("the meeting must be 1…128 printable characters")
+        }
+        guard !nickname.isEmpty, nickname.count <= 64 else { throw WizardRefusal("the nickname must be 1…64 characters") }
+        let old = try environment.currentConfiguration().room
+        try environment.configuration.update { document in
+            var room: [String: JSONValue] = [:]
+            if case .object(let existing)? = document["room"] { room = existing }
+            for key in ["email", "passwordFile", "tokenFile"] { room[key] = nil }
+            room["server"] = .string(server)
+            room["meeting"] = .string(meeting)
+            room["nickname"] = .string(nickname)
+            document["room"] = .object(room)
+        }
+        let before = old.map { "\($0.server) meeting \($0.meeting)" } ?? "none"
+        try audit("room-join", "\(before) → \(server) meeting \(meeting) as \(nickname)")
+        return ["room joins \(server), meeting \(meeting), as \(nickname)"] + reloadDaemon()
+    }
+
+    /// FQDN[:PORT] or an IP address (IPv6 in brackets with a port).
+    static func parseServer(_ text: String) throws -> String {
+        var host = text.lowercased()
+        var port: Substring?
+        if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
+            let rest = host[host.index(after: close)...]
+            if rest.hasPrefix(":") { port = rest.dropFirst() } else if !rest.isEmpty { throw WizardRefusal("\"\(text)\" is not HOST[:PORT]") }
+            host = String(host[host.index(after: host.startIndex)..<close])
+            guard InterfaceAddress(cidr: host)?.family == .ipv6, !host.contains("/") else { throw WizardRefusal("\"\(text)\" is not HOST[:PORT]") }
+        } else {
+            if let colon = host.lastIndex(of: ":") {
+                port = host[host.index(after: colon)...]
+                host = String(host[..<colon])
+            }
+            let isAddress = InterfaceAddress(cidr: host) != nil && !host.contains("/")
+            guard isAddress || ApplianceConfiguration.isValidFQDN(host), !host.contains(" ") else {
+                throw WizardRefusal("\"\(text)\" is not HOST[:PORT] (an FQDN or an address)")
+            }
+        }
+        if let port, UInt16(port).map({ $0 == 0 }) ?? true { throw WizardRefusal("port \"\(port)\" is not 1…65535") }
+        return text.lowercased()
+    }
+
     /// The FQDN through the same code as `conclave cert … --replace-fqdn`.
     public func setFQDN(_ name: String) throws -> [String] {
         let fqdn = try FirstBootWizard.parseFQDN(name)

@@ -10,7 +10,7 @@ import SystemPackage
 extension ConsoleSession {
     static let mainItems: [(number: Int, label: String)] = [
         (1, "Status"), (2, "Network"), (3, "FQDN"), (4, "Certificates"), (5, "Security mode"),
-        (7, "Tuning profile"), (8, "Role"), (10, "Diagnostics"), (11, "Change admin password"),
+        (7, "Tuning profile"), (8, "Role and meetings"), (10, "Diagnostics"), (11, "Change admin password"),
         (12, "Reboot / shut down"), (13, "Factory reset"),
     ]
 
@@ -195,11 +195,21 @@ extension ConsoleSession {
 
     func roleMenu() throws {
         let current = try environment.currentConfiguration().role
-        guard let choice = try choose("Role (now \(current == .server ? "server appliance" : "room system"))", [(1, "server appliance"), (2, "room system")]) else { return }
+        let room = try environment.currentConfiguration().room
+        guard let choice = try choose("Role (now \(current == .server ? "server appliance" : "room system"))", [
+            (1, "server appliance"), (2, "room system"),
+            (3, "Room: server and meeting to join (now \(room.map { "\($0.server), \($0.meeting)" } ?? "none"))"),
+        ]) else { return }
         switch choice {
         case "1": say(try actions.setRole(.server))
         case "2": say(try actions.setRole(.room))
-        default: say("type 1 or 2")
+        case "3":
+            guard let server = try ask("Server (FQDN[:PORT]): ")?.trimmedLine,
+                let meeting = try ask("Meeting: ")?.trimmedLine,
+                let nickname = try ask("Room nickname (shown to participants): ")?.trimmedLine
+            else { return }
+            say(try actions.setRoomJoin(server: server, meeting: meeting, nickname: nickname))
+        default: say("type 1, 2 or 3")
         }
     }
 
