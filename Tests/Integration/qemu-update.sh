@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Signed updates on the QEMU board, through the serial console, bundles on a second virtio disk:
 #   boot 1: version 1.0.0 on slot A installs 2.0.0 (`conclave update install … --reboot`);
-#   boot 2: the selector starts slot B; after mark-good the update is reported done, B has its
-#           tries back; 3.0.0 — whose conclave exits at start — is installed into slot A;
+#   boot 2: the selector starts slot B; `conclave boot`'s health check marks it good and the
+#           update is reported done, B has its tries back; 3.0.0 — whose conclave exits at
+#           start — is installed into slot A;
 #   boots 3–5: slot A fails (the test powers it off before any health check could pass) until
 #           its three tries are spent;
-#   boot 6: the selector falls back to slot B and `conclave update status` reports
+#   boot 6: the selector falls back to slot B, `conclave boot` and `conclave update status` report
 #           "update to 3.0.0 failed, rolled back to 2.0.0"; 1.0.0 is refused as a downgrade;
 #           an install of 3.0.0 is killed in the middle of the slot write and QEMU is killed
-#           (a power cut);
+#           (a power cut) — each after the health check has marked slot B good;
 #   boot 7: slot B boots again, the interrupted install is reported, slot A stays bad.
 # The push over the command API (PUT /v1/update) is not built yet: installs run at the console.
 # CONCLAVE=/path/to/static/conclave (default build/conclave via scripts/build-image).
@@ -40,14 +41,17 @@ CONCLAVE_BINARY=/bin/busybox ./scripts/build-image --board "$board" --version 3.
 mke2fs -q -t ext4 -L bundles -d "$work/bundles" "$work/bundles.img" 192M || fail "mke2fs bundles"
 image=$work/v1.0.0
 cp --sparse=always "$image/disk.img" "$work/disk.img"
-if grep -q "conclave console" rootfs/etc/inittab && [ -f Tests/Integration/qemu-lib.bash ]; then
+# ttyS0 runs `conclave console`: the test logs in as the console admin and opens its root shell.
+console_login=0
+if grep -q "^ttyS0::respawn:/usr/bin/conclave console" rootfs/etc/inittab; then
   source Tests/Integration/qemu-lib.bash
   seed_admin_password "$work/disk.img" "$image/partitions" "qemu-update admin"
+  console_login=1
 fi
 # shellcheck source=/dev/null
 . board/$board/qemu.conf
 
-export QEMU_SYSTEM QEMU_ARGS QEMU_DISK_DEVICE QEMU_NIC_DEVICE WORK=$work IMAGE=$image
+export QEMU_SYSTEM QEMU_ARGS QEMU_DISK_DEVICE QEMU_NIC_DEVICE WORK=$work IMAGE=$image CONSOLE_LOGIN=$console_login
 timeout 900 python3 - <<'PYTHON'
 import os, re, select, shlex, socket, subprocess, sys, time
 
@@ -97,16 +101,20 @@ class Console:
     def run(self, command, timeout=30):
         """Runs command in the guest shell; returns (exit status, output)."""
         Console.counter += 1
-        tag = "__END%d__" % Console.counter
-        self.send("%s; echo %s$?" % (command, tag))
-        match, before = self.expect(re.escape(tag) + r"(\d+)\n", timeout)
+        begin, tag = "__BEGIN%d__" % Console.counter, "__END%d__" % Console.counter
+        # Markers printed by the guest, not the echoed command line (which the shell may wrap).
+        self.send("echo %s; %s; echo %s$?" % (begin, command, tag))
+        self.expect(r"(?m)^" + re.escape(begin) + r"\n", timeout)
+        match, output = self.expect(re.escape(tag) + r"(\d+)\n", timeout)
         self.expect(re.escape(PROMPT), timeout)
-        output = before[before.find("\n", before.find(tag + "$?")) + 1:]
         return int(match.group(1)), output
 
 def check(condition, what, detail=""):
     if not condition:
-        print("FAIL: %s\n%s" % (what, detail))
+        print("FAIL: %s\n%r" % (what, detail))
+        logs = sorted((os.path.getmtime(os.path.join(work, name)), name) for name in os.listdir(work) if name.startswith("serial-"))
+        if logs:
+            print("--- " + logs[-1][1] + " (end)\n" + open(os.path.join(work, logs[-1][1]), errors="replace").read()[-3000:])
         sys.exit(1)
     print("ok: " + what)
 
@@ -131,14 +139,9 @@ def boot(number):
 SELECTOR = r"ab-init: slot=(\S+) order='([^']*)' A_left=(\d+) B_left=(\d+)\n"
 
 def shell_ready(console):
-    """A root shell on ttyS0: directly, or through the console (log in, Diagnostics → Shell)."""
-    match, _ = console.expect(r"1: log in  2: password recovery\n|BOOT-DONE[^\n]*\n", 120)
-    if "log in" not in match.group(0):
-        try:
-            match, _ = console.expect(r"1: log in  2: password recovery\n", 5)
-        except TimeoutError:
-            match = None
-    if match is not None and "log in" in match.group(0):
+    """A root shell on ttyS0: through the console (log in, Diagnostics → Shell), or directly."""
+    if os.environ["CONSOLE_LOGIN"] == "1":
+        console.expect(r"1: log in  2: password recovery\n", 120)
         console.send("1")
         console.expect(r"Password: ", 10)
         console.send("qemu-update admin")
@@ -146,8 +149,12 @@ def shell_ready(console):
         console.send("10")
         console.expect(r"Shell \(root", 10)
         console.send("3")
-    console.send("export PS1='%s'; stty cols 4096 rows 50" % PROMPT)
+    else:
+        console.expect(r"BOOT-DONE[^\n]*\n", 120)
+    console.send("export PS1='%s'" % PROMPT)
     console.expect(re.escape(PROMPT), 30)
+    console.send("stty cols 4096 rows 50")  # busybox ash wraps at 80 columns otherwise
+    console.expect(re.escape(PROMPT), 10)
 
 def kill(qemu):
     if qemu.poll() is None:
@@ -155,6 +162,15 @@ def kill(qemu):
     qemu.wait()
 
 BUNDLES = "/mnt/bundles"
+def wait_for(console, command, wanted, timeout=150):
+    """Polls a command until its output holds `wanted` (the health check runs in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rc, out = console.run(command)
+        if wanted in out or time.monotonic() > deadline:
+            return out
+        time.sleep(2)
+
 def mount_bundles(console):
     rc, out = console.run("mkdir -p %s && mount -t ext4 -o ro /dev/vdb %s && ls %s" % (BUNDLES, BUNDLES, BUNDLES))
     check(rc == 0 and "conclave-2.0.0.raucb" in out, "the bundles disk is mounted", out)
@@ -168,6 +184,8 @@ try:
     shell_ready(console)
     rc, out = console.run("conclave update status")
     check(rc == 0 and "running version: 1.0.0, booted slot: A" in out, "boot 1: status shows 1.0.0 on slot A", out)
+    out = wait_for(console, "cat /data/bootstate", "BOOT_A_LEFT=3")
+    check("BOOT_A_LEFT=3" in out, "boot 1: the health check marked slot A good", out)
     mount_bundles(console)
     console.send("conclave update install %s/conclave-2.0.0.raucb --reboot" % BUNDLES)
     match, before = console.expect(r"rebooting\n|update not installed: [^\n]*\n", 300)
@@ -184,11 +202,14 @@ try:
     shell_ready(console)
     rc, out = console.run("grep VERSION= /etc/conclave/board")
     check("VERSION=2.0.0" in out, "boot 2: the running rootfs is 2.0.0", out)
+    out = wait_for(console, "conclave update status", "last result: updated to 2.0.0 (slot B), marked good")
+    check("state: idle" in out and "last result: updated to 2.0.0 (slot B), marked good" in out
+          and re.search(r"slot B: \S+, good, 3 tries left \(booted, primary\)", out),
+          "boot 2: the health check marked slot B good and the update is reported done", out)
     rc, out = console.run("conclave update mark-good && cat /data/bootstate")
-    check(rc == 0 and "last result: updated to 2.0.0 (slot B), marked good" in out and "BOOT_B_LEFT=3" in out,
-          "boot 2: mark-good records the update and gives slot B its tries back", out)
+    check(rc == 0 and "BOOT_B_LEFT=3" in out and "updated to 2.0.0" in out, "boot 2: mark-good again changes nothing", out)
     mount_bundles(console)
-    rc, out = console.run("conclave update install %s/conclave-3.0.0.raucb && cat /data/bootstate" % BUNDLES, 300)
+    rc, out = console.run("conclave update install %s/conclave-3.0.0.raucb 2>&1 && cat /data/bootstate" % BUNDLES, 300)
     check(rc == 0 and "state: written" in out and "BOOT_ORDER=\"A B\"" in out and "BOOT_A_LEFT=3" in out,
           "boot 2: 3.0.0 written to slot A, A first with 3 tries", out)
     console.send("reboot")
@@ -209,20 +230,26 @@ try:
     match, _ = console.expect(SELECTOR, 90)
     check(match.group(1) == "B" and match.group(3) == "0",
           "boot 6: slot A has no tries left, the selector falls back to slot B (%s)" % match.group(0).strip())
+    match, _ = console.expect(r"boot: ROLLBACK: ([^\n]*)\n", 120)
+    check(match.group(1) == "update to 3.0.0 failed, rolled back to 2.0.0", "boot 6: conclave boot reports the rollback on the console")
+    if os.environ["CONSOLE_LOGIN"] == "1":
+        console.expect(r"last update: +ROLLBACK: update to 3\.0\.0 failed, rolled back to 2\.0\.0\n", 120)
+        check(True, "boot 6: the console's status screen shows the rollback")
     shell_ready(console)
     rc, out = console.run("conclave update status")
     check(rc == 0 and "ROLLBACK: update to 3.0.0 failed, rolled back to 2.0.0" in out and "state: failed" in out,
           "boot 6: status reports the rollback", out)
     rc, out = console.run("conclave update status --json")
     check('"rollback":"update to 3.0.0 failed, rolled back to 2.0.0"' in out, "boot 6: the rollback is in the JSON state", out)
+    before = wait_for(console, "cat /data/bootstate", "BOOT_B_LEFT=3")
+    check("BOOT_B_LEFT=3" in before, "boot 6: the health check marked slot B good", before)
     mount_bundles(console)
-    rc, before = console.run("cat /data/bootstate")
-    rc, out = console.run("conclave update install %s/conclave-1.0.0.raucb" % BUNDLES, 300)
+    rc, out = console.run("conclave update install %s/conclave-1.0.0.raucb 2>&1" % BUNDLES, 300)
     check(rc != 0 and "downgrade refused: bundle version 1.0.0 is older than the running 2.0.0" in out,
-          "boot 6: 1.0.0 is refused as a downgrade", out)
+          "boot 6: 1.0.0 is refused as a downgrade", (rc, out))
     rc, after = console.run("cat /data/bootstate")
     check(after == before, "boot 6: the refused bundle left the boot state alone", before + after)
-    rc, out = console.run("CONCLAVE_FAULT_POINT=update-slot-chunk conclave update install %s/conclave-3.0.0.raucb" % BUNDLES, 300)
+    rc, out = console.run("CONCLAVE_FAULT_POINT=update-slot-chunk conclave update install %s/conclave-3.0.0.raucb 2>&1" % BUNDLES, 300)
     check(rc == 137, "boot 6: the installer is killed in the middle of writing slot A (exit %d)" % rc, out)
     rc, out = console.run("cat /data/bootstate")
     check("BOOT_A_LEFT=0" in out and "BOOT_ORDER=\"B A\"" in out, "boot 6: slot A was set bad before the write began", out)
