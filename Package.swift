@@ -68,6 +68,9 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
 
+        // SIP ingress: messages, SDP offer/answer, SDES, digest auth, transactions. Pure values, fuzzed.
+        .target(name: "ConclaveSIP", dependencies: ["ConclaveCrypto"]),
+
         // The control plane: legs and keys for the relay (joins, API and monitoring follow).
         .target(
             name: "ConclaveControl",
@@ -78,15 +81,15 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]),
 
-        // Signed updates: RAUC bundle reader and verifier, A/B slots, boot state, installer.
-        .target(
-            name: "ConclaveUpdate",
-            dependencies: ["CZlib", "ConclaveCrypto", "ConclaveSystem", .product(name: "SystemPackage", package: "swift-system")]),
-
         // The serial/TTY console: line editor, status screen, login, first-boot wizard, menus.
         .target(
             name: "ConclaveConsole",
             dependencies: ["ConclaveCrypto", "ConclavePKI", "ConclaveSystem", .product(name: "SystemPackage", package: "swift-system")]),
+
+        // Signed updates: RAUC bundle reader and verifier, A/B slots, boot state, installer.
+        .target(
+            name: "ConclaveUpdate",
+            dependencies: ["CZlib", "ConclaveCrypto", "ConclaveSystem", .product(name: "SystemPackage", package: "swift-system")]),
 
         .executableTarget(
             name: "conclave",
@@ -112,6 +115,7 @@ let package = Package(
             name: "ConclaveUpdateTests", dependencies: ["ConclaveUpdate", "ConclaveCrypto", "ConclaveSystem"], exclude: ["Fixtures"]),
         .testTarget(name: "ConclaveRelayTests", dependencies: ["ConclaveRelay", "ConclaveSRTP", "ConclaveWire"]),
         .testTarget(name: "ConclaveIdentityTests", dependencies: ["ConclaveIdentity", "ConclaveCrypto", "ConclaveSystem"]),
+        .testTarget(name: "ConclaveSIPTests", dependencies: ["ConclaveSIP", "ConclaveCrypto"]),
         .testTarget(name: "ConclaveControlTests", dependencies: ["ConclaveControl", "ConclaveRelay", "ConclaveSRTP"]),
     ]
 )

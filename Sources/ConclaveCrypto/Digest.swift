@@ -4,15 +4,25 @@ internal import COpenSSL
 public enum Digest {
     /// SHA-256 of `bytes` (`EVP_Digest` with `EVP_sha256`).
     public static func sha256(_ bytes: some Collection<UInt8>) throws -> [UInt8] {
+        try digest(bytes, EVP_sha256(), name: "SHA-256")
+    }
+
+    /// MD5 of `bytes` (`EVP_Digest` with `EVP_md5`), only for protocols that still name it, such as
+    /// SIP digest authentication (RFC 8760 keeps MD5 for old user agents); never for new designs.
+    public static func md5(_ bytes: some Collection<UInt8>) throws -> [UInt8] {
+        try digest(bytes, EVP_md5(), name: "MD5")
+    }
+
+    private static func digest(_ bytes: some Collection<UInt8>, _ algorithm: OpaquePointer?, name: String) throws -> [UInt8] {
         let input = Array(bytes)
         var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         let ok = input.withUnsafeBytes { inputBuffer in
             output.withUnsafeMutableBufferPointer { outputBuffer in
-                EVP_Digest(inputBuffer.baseAddress, inputBuffer.count, outputBuffer.baseAddress, &length, EVP_sha256(), nil)
+                EVP_Digest(inputBuffer.baseAddress, inputBuffer.count, outputBuffer.baseAddress, &length, algorithm, nil)
             }
         }
-        guard ok == 1 else { throw OpenSSLError.drainQueue(after: "EVP_Digest(SHA-256)") }
+        guard ok == 1 else { throw OpenSSLError.drainQueue(after: "EVP_Digest(\(name))") }
         return Array(output.prefix(Int(length)))
     }
 }

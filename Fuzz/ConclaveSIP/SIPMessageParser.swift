@@ -1,0 +1,33 @@
+import ConclaveSIP
+
+/// Parses a datagram as a SIP message, reads every typed header view a server reads, and checks
+/// that what parsed serializes to bytes that parse back to the same message. The same bytes are
+/// fed to the stream framer in two chunks.
+@_cdecl("LLVMFuzzerTestOneInput")
+func fuzzSIPMessage(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    if let message = try? SIPMessage(parsing: bytes) {
+        for via in message.values("Via") { _ = try? SIPVia(parsing: via) }
+        for name in ["From", "To", "Contact", "Record-Route"] {
+            for value in message.values(name) { _ = try? SIPNameAddress(parsing: value) }
+        }
+        if let uri = message.requestURI { _ = try? SIPURI(parsing: uri) }
+        if let authorization = message["Authorization"] { _ = try? DigestCredentials(parsing: authorization) }
+        _ = ServerTransactionKey(request: message)
+        let generous = SIPLimits(maximumMessageSize: 1 << 20, maximumHeaderCount: 1000, maximumHeaderLength: 1 << 20)
+        guard let again = try? SIPMessage(parsing: message.serialized(), limits: generous) else {
+            fatalError("a parsed message did not parse again after serializing")
+        }
+        precondition(again.startLine == message.startLine, "start line changed in a round trip")
+        precondition(again.body == message.body, "body changed in a round trip")
+        precondition(
+            again.headers.filter { $0.name != "Content-Length" } == message.headers.filter { $0.name != "Content-Length" },
+            "headers changed in a round trip")
+    }
+    var framer = SIPStreamFramer()
+    framer.append(bytes.prefix(size / 2))
+    _ = try? framer.nextMessage()
+    framer.append(bytes.dropFirst(size / 2))
+    while let frame = try? framer.nextMessage() { _ = try? SIPMessage(parsing: frame) }
+    return 0
+}
