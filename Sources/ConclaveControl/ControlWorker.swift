@@ -81,7 +81,8 @@ public final class ControlWorker {
             _ = try plane.eventLoop.flatSubmit { [plane = LoopConfined(plane)] in MetricsHTTPServer.start(listeningSocket: metricsListener, plane: plane.value) }.wait()
             log.info("metrics served over plain HTTP on \(MetricsHTTPServer.path)")
         }
-        let purge = plane.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(3600)) { [plane] _ in
+        let purge = plane.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(3600)) { [confined = LoopConfined(plane)] _ in
+            let plane = confined.value
             guard let identity = plane.identity else { return }
             do {
                 let removed = try identity.purgeExpiredVisits(now: Date())
