@@ -1,6 +1,7 @@
 import ConclaveSIP
 
-/// Parses a datagram as a SIP message, reads every typed header view a server reads, and checks
+/// Parses a datagram as a SIP message, reads every typed header view a server reads, hands a
+/// request to the call core (admitting any call it asks about), and checks
 /// that what parsed serializes to bytes that parse back to the same message. The same bytes are
 /// fed to the stream framer in two chunks.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -14,6 +15,26 @@ func fuzzSIPMessage(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if let uri = message.requestURI { _ = try? SIPURI(parsing: uri) }
         if let authorization = message["Authorization"] { _ = try? DigestCredentials(parsing: authorization) }
         _ = ServerTransactionKey(request: message)
+        if message.method != nil {
+            // The call core must answer anything that parsed, without trapping, in both modes.
+            let origin = SDPOrigin(username: "c", sessionID: "1", sessionVersion: 1, addressType: "IP4", address: "192.0.2.1")
+            let connection = SDPConnection(addressType: "IP4", address: "192.0.2.1")
+            for allowsPlainRTP in [true, false] {
+                var core = CallCore(
+                    configuration: .init(contact: "sip:192.0.2.1", origin: origin, connection: connection, allowsPlainRTP: allowsPlainRTP))
+                for action in core.handle(message, transport: .tls, newTag: "t") {
+                    guard case .admit(let call) = action else { continue }
+                    var local: [Int: LocalStream] = [:]
+                    for case .accepted(let stream) in call.decisions {
+                        var key: [UInt8]?
+                        if case .sdes(let remote) = stream.security { key = Array(repeating: 1, count: remote.suite.keyMaterialLength) }
+                        local[stream.mediaIndex] = LocalStream(port: 40_000, keyMaterial: key)
+                    }
+                    _ = core.admitted(call.key, local: local)
+                    _ = core.handle(message, transport: .tls, newTag: "u")
+                }
+            }
+        }
         let generous = SIPLimits(maximumMessageSize: 1 << 20, maximumHeaderCount: 1000, maximumHeaderLength: 1 << 20)
         guard let again = try? SIPMessage(parsing: message.serialized(), limits: generous) else {
             fatalError("a parsed message did not parse again after serializing")
