@@ -92,7 +92,8 @@ final class CommandAPIHandler: ChannelInboundHandler {
     private enum State {
         case idle
         case receiving(HTTPRequestHead, ByteBuffer)
-        /// The request was refused before its body ended (413): the rest is dropped, then closed.
+        /// The request was refused before its body ended (413): the rest is read and dropped (a
+        /// client still sending would otherwise get a reset instead of the answer), then closed.
         case discarding
         case responding
     }
@@ -157,6 +158,8 @@ final class CommandAPIHandler: ChannelInboundHandler {
             state = .responding
             timer?.cancel()
             respond(to: head, body: body.readBytes(length: body.readableBytes) ?? [], context: context)
+        case (.end(_), .discarding):
+            context.close(promise: nil)
         case (_, .discarding), (_, .responding):
             break
         default:
@@ -202,6 +205,8 @@ final class CommandAPIHandler: ChannelInboundHandler {
             if keepAlive, case .responding = handler.state {
                 handler.state = .idle
                 handler.armTimer(context: context)
+            } else if case .discarding = handler.state {
+                // closed when the refused body ends, or by the request timer
             } else {
                 context.close(promise: nil)
             }

@@ -34,8 +34,7 @@ public enum OpenAPIDocument {
                 "200":
                   description: The OpenAPI document.
                   content:
-                    application/yaml:
-                      schema: {type: string}
+                    application/yaml: {}
                 "429": {$ref: "#/components/responses/RateLimited"}
           /v1/status:
             get:
