@@ -1,7 +1,8 @@
 import ConclaveSIP
 
 /// Parses a datagram as a SIP message, reads every typed header view a server reads, hands a
-/// request to the call core (admitting any call it asks about), and checks
+/// request to the call core (admitting any call it asks about) and the bytes to the server engine
+/// (whose answers must parse), and checks
 /// that what parsed serializes to bytes that parse back to the same message. The same bytes are
 /// fed to the stream framer in two chunks.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -45,6 +46,21 @@ func fuzzSIPMessage(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             again.headers.filter { $0.name != "Content-Length" } == message.headers.filter { $0.name != "Content-Length" },
             "headers changed in a round trip")
     }
+    // The server engine answers or drops anything, including what the parser refused.
+    let origin = SDPOrigin(username: "c", sessionID: "1", sessionVersion: 1, addressType: "IP4", address: "192.0.2.1")
+    var engine = SIPServerEngine(
+        core: CallCore(
+            configuration: .init(
+                contact: "sip:192.0.2.1", origin: origin, connection: SDPConnection(addressType: "IP4", address: "192.0.2.1"),
+                allowsPlainRTP: true)))
+    let peer = SIPPeer(transport: .udp, address: "192.0.2.9", port: 5060)
+    let now = ContinuousClock.now
+    for output in engine.receive(bytes, from: peer, now: now, newTag: "t") + engine.receive(bytes, from: peer, now: now, newTag: "u") {
+        if case .send(let answer, _) = output {
+            precondition((try? SIPMessage(parsing: answer)) != nil, "the server sent something it cannot parse")
+        }
+    }
+    _ = engine.tick(now: now + .seconds(100))
     var framer = SIPStreamFramer()
     framer.append(bytes.prefix(size / 2))
     _ = try? framer.nextMessage()
