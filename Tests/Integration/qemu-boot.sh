@@ -35,6 +35,9 @@ cp --sparse=always "$image/disk.img" "$work/disk.img"
 # ttyS0 runs `conclave console`: the test logs in as the console admin and opens its root shell.
 source "$(dirname "$0")/qemu-lib.bash"
 seed_admin_password "$work/disk.img" "$image/partitions" "qemu-boot admin"
+# The command API refuses connections without a client CA: one is pasted at the console.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/api-ca.key" -out "$work/api-ca.pem" \
+  -subj "/CN=qemu-boot API client CA" -days 2 -addext "basicConstraints=critical,CA:TRUE" 2>/dev/null
 # shellcheck source=/dev/null
 . board/qemu-x86_64/qemu.conf
 
@@ -222,6 +225,15 @@ try:
     match, out = console.expect(r"the daemon reloaded\n|refused: [^\n]*\n", 60)
     check("reloaded" in match.group(0), "boot 1: a self-signed certificate from the console menu, daemon reloaded", out + match.group(0))
     console.expect(r"main menu", 20)
+    console.send("4")
+    console.expect(r"API client CA \(paste\)", 10)
+    console.send("10")
+    console.expect(r"then an\s+empty line:", 10)
+    for line in open(os.path.join(work, "api-ca.pem")).read().strip().split("\n") + [""]:
+        console.send(line)
+    match, out = console.expect(r"API client CA: 1 certificate\(s\)\n|refused: [^\n]*\n", 30)
+    check("API client CA" in match.group(0), "boot 1: an API client CA pasted at the console (menu 4, item 10)", out + match.group(0))
+    console.expect(r"main menu", 20)
     console.send("10")
     console.expect(r"Shell \(root", 10)
     console.send("3")
@@ -229,7 +241,7 @@ try:
     console.send("stty cols 4096 rows 50")
     console.expect(re.escape(PROMPT), 10)
     deadline = time.monotonic() + 30
-    while not guest_port_open(FORWARDS[443]) and time.monotonic() < deadline:  # the reload is asynchronous
+    while not (guest_port_open(FORWARDS[443]) and guest_port_open(FORWARDS[8443])) and time.monotonic() < deadline:  # reload is asynchronous
         time.sleep(1)
     check(not guest_port_open(FORWARDS[9]), "boot 1: a forwarded port nothing listens on is closed (the probe works)")
     check(guest_port_open(FORWARDS[443]) and guest_port_open(FORWARDS[8443]),
