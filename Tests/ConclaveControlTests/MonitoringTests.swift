@@ -1,6 +1,8 @@
 import ConclaveCrypto
 import ConclaveSystem
 import ConclaveWire
+import Glibc
+import SystemPackage
 import Testing
 @testable import ConclaveControl
 
@@ -206,5 +208,24 @@ private let secret = [UInt8](repeating: 0x5a, count: 32)
         var meter = CPUMeter()
         #expect(meter.sample(pid: 1, usage: ProcessUsage(cpuSeconds: 1, residentBytes: 0), at: 10) == nil)
         #expect(meter.sample(pid: 1, usage: ProcessUsage(cpuSeconds: 1.5, residentBytes: 0), at: 12) == 25)
+    }
+}
+
+@Suite struct MonitoringSecretTests {
+    @Test func createdOnceKeptAcrossLoadsRotatedAndRefusedWhenOthersCanRead() throws {
+        let directory = FilePath("/tmp/conclave-monitoring-secret-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try directory.makeDirectory(permissions: .ownerReadWriteExecute)
+        defer { _ = try? FilePath(directory.string + "/" + MonitoringSecret.fileName).removeIfPresent(); rmdir(directory.string) }
+        let first = try MonitoringSecret.loadOrCreate(databaseDirectory: directory)
+        #expect(first.count == 32)
+        #expect(try MonitoringSecret.loadOrCreate(databaseDirectory: directory) == first)  // stable across restarts
+        var status = stat()
+        stat(directory.appending(MonitoringSecret.fileName).string, &status)
+        #expect(status.st_mode & 0o777 == 0o600)
+        let rotated = try MonitoringSecret.rotate(databaseDirectory: directory)
+        #expect(rotated != first)
+        #expect(try MonitoringSecret.loadOrCreate(databaseDirectory: directory) == rotated)
+        chmod(directory.appending(MonitoringSecret.fileName).string, 0o644)
+        #expect(throws: MonitoringSecret.Failure.self) { try MonitoringSecret.loadOrCreate(databaseDirectory: directory) }
     }
 }
