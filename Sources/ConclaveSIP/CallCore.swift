@@ -115,11 +115,13 @@ public struct CallCore: Sendable {
             return [.respond(to: request, response(request, 200, "OK")), .release(key, reason: "the caller hung up")]
         case .cancel:
             // §9.2: the CANCEL is answered 200 and the INVITE 487, if it has no final answer yet.
-            guard let key = dialogKey(request), let call = calls[key], call.phase == .admitting,
+            guard let key = dialogKey(request), let call = calls[key],
                 SIPCSeq(parsing: request["CSeq"] ?? "")?.sequence == call.remoteCSeq
             else {
                 return [.respond(to: request, response(request, 481, "Call/Transaction Does Not Exist"))]
             }
+            // Too late: the INVITE was answered; the CANCEL is acknowledged and changes nothing.
+            guard call.phase == .admitting else { return [.respond(to: request, response(request, 200, "OK"))] }
             calls[key] = nil
             return [
                 .respond(to: request, response(request, 200, "OK")),

@@ -62,6 +62,11 @@ import Testing
         #expect(answer.media[0].port == 40000)
         #expect(answer.media[0].formats == ["0", "101"])
         #expect(core.handle(request("ACK", toTag: "srv"), transport: .udp, newTag: "x").isEmpty)
+        // §9.2: a CANCEL after the answer is acknowledged and ends nothing.
+        let lateCancel = core.handle(request("CANCEL"), transport: .udp, newTag: "x")
+        #expect(responses(lateCancel).map(\.status) == [200])
+        #expect(lateCancel.count == 1)
+        #expect(core.callCount == 1)
         // A BYE with the wrong To tag belongs to no dialog of ours.
         #expect(responses(core.handle(request("BYE", cseq: 2, toTag: "other"), transport: .udp, newTag: "x")).map(\.status) == [481])
         let bye = core.handle(request("BYE", cseq: 2, toTag: "srv"), transport: .udp, newTag: "x")
