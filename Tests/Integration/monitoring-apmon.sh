@@ -11,6 +11,7 @@
 # - an unresolvable destination and a receiver that is down slow nothing (joins, media) and
 #   monitoring resumes when the name resolves and the receiver is back;
 # - /metrics parses with prometheus_client's parser.
+# MONITORING_KEEP=1 keeps the work directory (datagrams, metrics, logs) for inspection.
 set -euo pipefail
 binary=${CONCLAVE:-$(cd "$(dirname "$0")/../.." && pwd)/build/conclave}
 lib=$(cd "$(dirname "$0")" && pwd)/lib
