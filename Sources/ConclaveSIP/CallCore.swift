@@ -100,6 +100,20 @@ public struct CallCore: Sendable {
     /// To tag, used if this request starts a dialog.
     public mutating func handle(_ request: SIPMessage, transport: SIPTransport, newTag: String) -> [CallAction] {
         guard let method = request.method else { return [] }
+        // §8.2.2.1: a scheme we do not serve is 416, whatever the method.
+        if method != .ack, case .failure(let error) = Result(catching: { () throws(SIPParseError) in try SIPURI(parsing: request.requestURI ?? "") }),
+            error.status == 416
+        {
+            return [.respond(to: request, response(request, 416, "Unsupported URI Scheme"))]
+        }
+        // §8.2.2.3: we implement no extension, so any Require (outside ACK and CANCEL) is 420.
+        let required = request.values("Require")
+        if !required.isEmpty && method != .ack && method != .cancel {
+            return [
+                .respond(
+                    to: request, response(request, 420, "Bad Extension", extra: [SIPHeaderField("Unsupported", required.joined(separator: ", "))]))
+            ]
+        }
         switch method {
         case .options:
             return [.respond(to: request, response(request, 200, "OK", extra: capabilityHeaders))]

@@ -41,6 +41,19 @@ import Testing
         #expect(refer[0]["Allow"] != nil)
     }
 
+    @Test func unsupportedSchemesAndRequiredExtensionsAreRefused() {
+        var core = core()
+        let tel = responses(core.handle(request("INVITE", uri: "tel:+15551234", body: CallCoreTests.offerBody), transport: .udp, newTag: "t"))
+        #expect(tel.map(\.status) == [416])
+        var lines = inviteLines
+        lines.append("Require: 100rel, timer")
+        let invite = try! SIPMessage(parsing: sipText(lines))
+        let refused = responses(core.handle(invite, transport: .udp, newTag: "t"))
+        #expect(refused.map(\.status) == [420])
+        #expect(refused.first?["Unsupported"] == "100rel, timer")
+        #expect(core.callCount == 0)
+    }
+
     @Test func inviteIsAdmittedAnsweredAndHungUp() throws {
         var core = core()
         let invite = request("INVITE", body: CallCoreTests.offerBody)
