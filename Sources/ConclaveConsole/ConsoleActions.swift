@@ -116,6 +116,20 @@ public struct ConsoleActions: Sendable {
         return text.lowercased()
     }
 
+    /// The "monitoring" section (docs/monitoring.md), validated whole by the daemon's reader;
+    /// the audit names destinations without their passwords.
+    public func setMonitoring(_ monitoring: MonitoringConfiguration, what: String) throws -> [String] {
+        let old = try environment.currentConfiguration().monitoring
+        try environment.configuration.update { $0["monitoring"] = monitoring.jsonValue }
+        try audit("monitoring", "\(what): \(Self.describe(old)) → \(Self.describe(monitoring))")
+        return ["monitoring: \(Self.describe(monitoring))"] + reloadDaemon()
+    }
+
+    static func describe(_ monitoring: MonitoringConfiguration) -> String {
+        let destinations = monitoring.destinations.map(\.description).joined(separator: " ")
+        return "destinations \(destinations.isEmpty ? "none" : destinations), every \(monitoring.intervalSeconds) s, privacy \(monitoring.privacy.rawValue)"
+    }
+
     /// The FQDN through the same code as `conclave cert … --replace-fqdn`.
     public func setFQDN(_ name: String) throws -> [String] {
         let fqdn = try FirstBootWizard.parseFQDN(name)

@@ -5,12 +5,12 @@ import FoundationEssentials
 import Glibc
 import SystemPackage
 
-/// The menu after login. Numbers are stable (manuals and muscle memory): 6 (monitoring) and
-/// 9 (software update) are missing until their steps are built.
+/// The menu after login. Numbers are stable (manuals and muscle memory): 9 (software update)
+/// is missing until the update installer has a console item.
 extension ConsoleSession {
     static let mainItems: [(number: Int, label: String)] = [
         (1, "Status"), (2, "Network"), (3, "FQDN"), (4, "Certificates"), (5, "Security mode"),
-        (7, "Tuning profile"), (8, "Role and meetings"), (10, "Diagnostics"), (11, "Change admin password"),
+        (6, "Monitoring targets and privacy mode"), (7, "Tuning profile"), (8, "Role and meetings"), (10, "Diagnostics"), (11, "Change admin password"),
         (12, "Reboot / shut down"), (13, "Factory reset"),
     ]
 
@@ -28,6 +28,7 @@ extension ConsoleSession {
                 case "3": try fqdnMenu()
                 case "4": try certificateMenu()
                 case "5": try securityModeMenu()
+                case "6": try monitoringMenu()
                 case "7": try tuningMenu()
                 case "8": try roleMenu()
                 case "10": try diagnosticsMenu()
@@ -302,6 +303,51 @@ extension ConsoleSession {
             return fqdn
         }
         return try FirstBootWizard.parseFQDN(answer)
+    }
+
+    // MARK: 6 Monitoring
+
+    func monitoringMenu() throws {
+        var monitoring = try environment.currentConfiguration().monitoring
+        say(TextLayout.table([("ApMon destinations", monitoring.destinations.isEmpty ? "none" : monitoring.destinations.enumerated().map { "\($0.offset + 1)) \($0.element)" }.joined(separator: " ")),
+                              ("report interval", "\(monitoring.intervalSeconds) s"), ("privacy mode", monitoring.privacy.rawValue),
+                              ("metrics listener", monitoring.metricsListenText ?? "none")]))
+        guard let choice = try choose("Monitoring", [(1, "Add an ApMon destination"), (2, "Remove a destination"), (3, "Privacy mode"), (4, "Report interval")]) else { return }
+        switch choice {
+        case "1":
+            guard monitoring.destinations.count < MonitoringConfiguration.maximumDestinations else {
+                say("refused: at most \(MonitoringConfiguration.maximumDestinations) destinations")
+                return
+            }
+            guard let target = try ask("Destination (host[:port], port 8884 by default): ")?.trimmedLine, !target.isEmpty,
+                let password = try ask("Its ApMon password (empty: none; not shown): ", secret: true)?.trimmedLine
+            else { return }
+            guard !target.contains(" ") else { say("refused: \"\(target)\" is not host[:port]"); return }
+            monitoring.destinations.append(try MonitoringConfiguration.Destination(parsing: password.isEmpty ? target : "\(target) \(password)"))
+            say(try actions.setMonitoring(monitoring, what: "destination added"))
+        case "2":
+            guard !monitoring.destinations.isEmpty else { say("no destination to remove"); return }
+            guard let text = try ask("Number of the destination to remove: ")?.trimmedLine else { return }
+            guard let number = Int(text), (1...monitoring.destinations.count).contains(number) else {
+                say("refused: type 1…\(monitoring.destinations.count)")
+                return
+            }
+            monitoring.destinations.remove(at: number - 1)
+            say(try actions.setMonitoring(monitoring, what: "destination removed"))
+        case "3":
+            guard let mode = try choose("Privacy mode of personal fields (nickname, IP, MAC) in monitoring", [
+                (1, "full: as they are"), (2, "pseudonymous: keyed HMAC of each value (default)"), (3, "off: left out"),
+            ]) else { return }
+            guard let privacy = ["1": MonitoringConfiguration.Privacy.full, "2": .pseudonymous, "3": .off][mode] else { say("type 1, 2 or 3"); return }
+            monitoring.privacy = privacy
+            say(try actions.setMonitoring(monitoring, what: "privacy mode"))
+        case "4":
+            guard let text = try ask("Report interval in seconds (5…3600): ")?.trimmedLine else { return }
+            guard let seconds = Int(text), (5...3600).contains(seconds) else { say("refused: the interval is 5…3600 seconds"); return }
+            monitoring.intervalSeconds = seconds
+            say(try actions.setMonitoring(monitoring, what: "report interval"))
+        default: say("no item \(choice)")
+        }
     }
 
     // MARK: 7 Tuning
