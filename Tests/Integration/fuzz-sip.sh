@@ -12,12 +12,16 @@ targets=(SIPMessageParser SessionDescriptionParser)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# The parsers need no OpenSSL: everything but the digest hashing (DigestHashing.swift) is built
-# instrumented into one library linked into each target. lld, because gold warns about ASan symbols.
+# The parsers need no OpenSSL: everything but the digest hashing and its one user (DigestHashing,
+# GuestAccess) is built instrumented into one library linked into each target. lld, because gold
+# warns about ASan symbols.
 flags=(-sanitize=fuzzer,address -parse-as-library -O -use-ld=lld)
 sources=()
 for file in Sources/ConclaveSIP/*.swift; do
-  [ "$(basename "$file")" = DigestHashing.swift ] || sources+=("$file")
+  case "$(basename "$file")" in
+    DigestHashing.swift | GuestAccess.swift) ;;
+    *) sources+=("$file") ;;
+  esac
 done
 echo "fuzz-sip: building ConclaveSIP (${#sources[@]} files) and ${#targets[@]} fuzz targets"
 swiftc "${flags[@]}" -emit-library -static -module-name ConclaveSIP \
