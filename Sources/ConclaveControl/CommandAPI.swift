@@ -155,6 +155,34 @@ public enum CommandAPI {
                     return .json(ssoKeyBody(plane))
                 }
 
+        case .metrics:
+            return done(APIResponse(status: 200, contentType: PrometheusText.contentType, body: plane.metricsExposition()))
+
+        case .monitoringGet:
+            return done(.json(MonitoringBody(plane.monitoring.configuration)))
+
+        case .monitoringPut:
+            var body = try APIBody(request.body)
+            var section: [String: JSONValue] = [:]
+            if let destinations = try body.strings("destinations", maximumCount: MonitoringConfiguration.maximumDestinations) {
+                section["destinations"] = .array(destinations.map { .string($0) })
+            }
+            if let interval = try body.integer("intervalSeconds", in: 5...3600) { section["intervalSeconds"] = .number(Double(interval)) }
+            if let privacy = try body.choice("privacy", as: MonitoringConfiguration.Privacy.self) { section["privacy"] = .string(privacy.rawValue) }
+            if case .some(.some(let listen)) = try body.nullableString("metricsListen") { section["metricsListen"] = .string(listen) }
+            try body.finish()
+            // The supervisor checks the section with the configuration reader and names a wrong field.
+            return plane.api.askSupervisor(["op": .string("set-monitoring"), "monitoring": .object(section)], on: eventLoop)
+                .flatMapThrowing { reply in
+                    let plane = confined.value
+                    try checkSupervisor(reply)
+                    let configuration = plane.monitoring.configuration
+                    plane.audit(
+                        actor: client.actor, action: "monitoring",
+                        detail: "\(configuration.destinations.count) destinations, every \(configuration.intervalSeconds) s, privacy \(configuration.privacy.rawValue)")
+                    return .json(MonitoringBody(configuration))
+                }
+
         case .meetingsList:
             return done(.json(MeetingList(meetings: plane.meetingSummaries())))
 
@@ -348,6 +376,21 @@ public enum CommandAPI {
         guard let pem = plane.ssoKeyPEM else { return SSOKeyBody(configured: false) }
         let algorithm = (try? PublicKey(pemEncoded: pem)).flatMap { SignatureAlgorithm(key: $0.keyDescription) }
         return SSOKeyBody(configured: true, algorithm: algorithm?.rawValue, pem: String(decoding: pem, as: UTF8.self))
+    }
+
+    /// The monitoring section without the ApMon passwords (a GET must not hand them out).
+    struct MonitoringBody: Encodable {
+        var destinations: [String]
+        var intervalSeconds: Int
+        var privacy: String
+        var metricsListen: String?
+
+        init(_ configuration: MonitoringConfiguration) {
+            destinations = configuration.destinations.map(\.description)
+            intervalSeconds = configuration.intervalSeconds
+            privacy = configuration.privacy.rawValue
+            metricsListen = configuration.metricsListenText
+        }
     }
 
     struct MeetingList: Encodable { var meetings: [ControlPlane.MeetingSummary] }

@@ -156,6 +156,20 @@ struct APIBody {
         }
     }
 
+    mutating func strings(_ key: String, maximumCount: Int) throws(APIProblem) -> [String]? {
+        read.insert(key)
+        switch object[key] {
+        case nil: return nil
+        case .array(let items)?:
+            guard items.count <= maximumCount else { throw .invalid(field: key, "at most \(maximumCount) items") }
+            return try items.map { item throws(APIProblem) in
+                guard case .string(let text) = item else { throw .invalid(field: key, "expected an array of strings") }
+                return text
+            }
+        default: throw .invalid(field: key, "expected an array of strings")
+        }
+    }
+
     mutating func integer(_ key: String, in range: ClosedRange<Int>) throws(APIProblem) -> Int? {
         read.insert(key)
         switch object[key] {

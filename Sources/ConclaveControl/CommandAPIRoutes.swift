@@ -7,6 +7,8 @@ public enum CommandAPIRoute: Equatable, Sendable {
     case status
     case securityGet, securityPut
     case ssoKeyGet, ssoKeyPut
+    case monitoringGet, monitoringPut
+    case metrics
     case meetingsList, meetingsCreate
     case meetingGet(String), meetingEdit(String), meetingStop(String)
     case participantsList(String), participantKick(meeting: String, leg: String)
@@ -18,6 +20,8 @@ public enum CommandAPIRoute: Equatable, Sendable {
         ("get", "/v1/status"),
         ("get", "/v1/system/security"), ("put", "/v1/system/security"),
         ("get", "/v1/system/sso-key"), ("put", "/v1/system/sso-key"),
+        ("get", "/v1/system/monitoring"), ("put", "/v1/system/monitoring"),
+        ("get", "/metrics"),
         ("get", "/v1/meetings"), ("post", "/v1/meetings"),
         ("get", "/v1/meetings/{id}"), ("patch", "/v1/meetings/{id}"), ("delete", "/v1/meetings/{id}"),
         ("get", "/v1/meetings/{id}/participants"), ("delete", "/v1/meetings/{id}/participants/{leg}"),
@@ -68,6 +72,9 @@ public enum CommandAPIRoute: Equatable, Sendable {
         case ("put", "/v1/system/security"): .securityPut
         case ("get", "/v1/system/sso-key"): .ssoKeyGet
         case ("put", "/v1/system/sso-key"): .ssoKeyPut
+        case ("get", "/v1/system/monitoring"): .monitoringGet
+        case ("put", "/v1/system/monitoring"): .monitoringPut
+        case ("get", "/metrics"): .metrics
         case ("get", "/v1/meetings"): .meetingsList
         case ("post", "/v1/meetings"): .meetingsCreate
         case ("get", "/v1/meetings/{id}"): .meetingGet(p[0])
@@ -86,7 +93,7 @@ public enum CommandAPIRoute: Equatable, Sendable {
     /// Whether the route changes state (and so is audited and takes a JSON body or none).
     public var isStateChanging: Bool {
         switch self {
-        case .openAPI, .status, .securityGet, .ssoKeyGet, .meetingsList, .meetingGet, .participantsList, .userGet: false
+        case .openAPI, .status, .securityGet, .ssoKeyGet, .monitoringGet, .metrics, .meetingsList, .meetingGet, .participantsList, .userGet: false
         default: true
         }
     }
@@ -94,7 +101,7 @@ public enum CommandAPIRoute: Equatable, Sendable {
     /// Whether the route reads a JSON request body.
     public var takesBody: Bool {
         switch self {
-        case .securityPut, .ssoKeyPut, .meetingsCreate, .meetingEdit, .userCreate, .userPassword: true
+        case .securityPut, .ssoKeyPut, .monitoringPut, .meetingsCreate, .meetingEdit, .userCreate, .userPassword: true
         default: false
         }
     }

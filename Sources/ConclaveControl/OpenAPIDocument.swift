@@ -112,6 +112,56 @@ public enum OpenAPIDocument {
                 "415": {$ref: "#/components/responses/UnsupportedMediaType"}
                 "429": {$ref: "#/components/responses/RateLimited"}
                 "503": {$ref: "#/components/responses/Unavailable"}
+          /v1/system/monitoring:
+            get:
+              operationId: getMonitoring
+              summary: ApMon destinations (passwords withheld), interval, privacy mode, plain-HTTP metrics address.
+              responses:
+                "200":
+                  description: The monitoring settings.
+                  content:
+                    application/json:
+                      schema: {$ref: "#/components/schemas/Monitoring"}
+                "429": {$ref: "#/components/responses/RateLimited"}
+            put:
+              operationId: setMonitoring
+              summary: Replace the monitoring settings (written to conclave.json by the supervisor; absent fields take their defaults).
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      additionalProperties: false
+                      properties:
+                        destinations:
+                          type: array
+                          maxItems: 16
+                          items: {type: string, description: "host[:port] [password]"}
+                        intervalSeconds: {type: integer, minimum: 5, maximum: 3600}
+                        privacy: {type: string, enum: [full, pseudonymous, "off"]}
+                        metricsListen: {type: [string, "null"], description: "address:port of the plain-HTTP /metrics listener"}
+              responses:
+                "200":
+                  description: The settings now in force.
+                  content:
+                    application/json:
+                      schema: {$ref: "#/components/schemas/Monitoring"}
+                "400": {$ref: "#/components/responses/BadRequest"}
+                "413": {$ref: "#/components/responses/PayloadTooLarge"}
+                "415": {$ref: "#/components/responses/UnsupportedMediaType"}
+                "429": {$ref: "#/components/responses/RateLimited"}
+                "503": {$ref: "#/components/responses/Unavailable"}
+          /metrics:
+            get:
+              operationId: getMetrics
+              summary: Prometheus text exposition (docs/monitoring.md).
+              responses:
+                "200":
+                  description: The current figures.
+                  content:
+                    text/plain: {}
+                "429": {$ref: "#/components/responses/RateLimited"}
           /v1/meetings:
             get:
               operationId: listMeetings
@@ -440,6 +490,16 @@ public enum OpenAPIDocument {
                 limit: {type: integer, minimum: 2, maximum: 1000}
                 locked: {type: boolean}
                 guestsAllowed: {type: boolean}
+            Monitoring:
+              type: object
+              required: [destinations, intervalSeconds, privacy]
+              properties:
+                destinations:
+                  type: array
+                  items: {type: string, description: "host:port (the password is never returned)"}
+                intervalSeconds: {type: integer}
+                privacy: {type: string, enum: [full, pseudonymous, "off"]}
+                metricsListen: {type: string}
             Meeting:
               type: object
               required: [id, name, mode, limit, locked, guestsAllowed, hasPasscode, startedAt, participants]

@@ -12,6 +12,7 @@ public import SystemPackage
 /// - `{"id":1,"op":"status"}` → `{"id":1,"ok":true,"supervisor":{…},"boot":{…}}`
 /// - `{"id":2,"op":"set-security-mode","mode":"secured"}` → `{"id":2,"ok":true}`, then a reload
 /// - `{"id":3,"op":"set-sso-key","pem":"-----BEGIN PUBLIC KEY-----…"}` → `{"id":3,"ok":true}`, then a reload
+/// - `{"id":4,"op":"set-monitoring","monitoring":{…}}` (the whole section) → `{"id":4,"ok":true}`, then a reload
 public struct SupervisorRequests: Sendable {
     public let stateDirectory: FilePath
     /// Facts about the boot (booted slot, boot order), as JSON values; read by the caller, which
@@ -66,8 +67,22 @@ public struct SupervisorRequests: Sendable {
                 return failure("service-unavailable", "the key was not written: \(error)")
             }
             return (Self.encode(success), true)
+        case .string("set-monitoring")?:
+            guard case .object(let section)? = request["monitoring"] else {
+                return failure("invalid-settings", "expected an object", field: "monitoring")
+            }
+            do {
+                try ConfigurationDocument(stateDirectory: stateDirectory).update { $0["monitoring"] = .object(section) }
+            } catch ConfigurationFileError.invalid(_, let field, let reason) {
+                // The reader names "monitoring.<field>"; the API's body is the section itself.
+                let name = field.hasPrefix("monitoring.") ? String(field.dropFirst("monitoring.".count)) : field
+                return failure("invalid-settings", reason, field: name)
+            } catch {
+                return failure("service-unavailable", "conclave.json not written: \(error)")
+            }
+            return (Self.encode(success), true)
         default:
-            return failure("bad-message", "unknown op; expected status, set-security-mode or set-sso-key")
+            return failure("bad-message", "unknown op; expected status, set-security-mode, set-sso-key or set-monitoring")
         }
     }
 

@@ -20,7 +20,7 @@ struct CtlCommand: ParsableCommand {
             `api = HOST:PORT`, `cert = FILE`, `key = FILE`, `ca = FILE`. A refused request exits 2
             with the API's problem; a connection failure exits 1.
             """,
-        subcommands: [CtlMeetingCommand.self, CtlStatusCommand.self, CtlSecurityCommand.self, CtlUsersCommand.self, CtlRequestCommand.self])
+        subcommands: [CtlMeetingCommand.self, CtlStatusCommand.self, CtlSecurityCommand.self, CtlUsersCommand.self, CtlMetricsCommand.self, CtlRequestCommand.self])
 }
 
 struct CtlOptions: ParsableArguments {

@@ -58,8 +58,18 @@ struct CtlSecurityCommand: ParsableCommand {
     }
 }
 
-/// `conclave ctl request METHOD PATH [--body JSON]`: any API call, answer printed as is (`ctl
-/// metrics` is `request GET /metrics` once Step 7 serves it).
+/// `conclave ctl metrics`: the Prometheus text exposition.
+struct CtlMetricsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "metrics", abstract: "Print the appliance's Prometheus metrics.")
+    @OptionGroup var options: CtlOptions
+
+    func run() throws {
+        let response = try options.call("GET", "/metrics")
+        CommandOutput.line(String(decoding: response.body, as: UTF8.self), terminator: "")
+    }
+}
+
+/// `conclave ctl request METHOD PATH [--body JSON]`: any API call, answer printed as is.
 struct CtlRequestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "request", abstract: "Send any request to the API and print the answer (JSON bodies).")

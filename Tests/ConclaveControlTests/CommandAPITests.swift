@@ -203,6 +203,12 @@ enum URLPath {
         #expect(try object(try call("PUT", "/v1/system/sso-key", #"{"pem":"nope"}"#))["field"] == .string("pem"))
         #expect(try call("POST", "/v1/users", #"{"email":"a@b.test","name":"A","password":"0123456789"}"#).status == 503)  // no store
         #expect(try call("GET", "/v1/system/security").body == #"{"mode":"mixed"}"#)
+        #expect(try call("PUT", "/v1/system/monitoring", #"{"privacy":"off"}"#).status == 503)  // no supervisor
+        #expect(try object(try call("PUT", "/v1/system/monitoring", #"{"privacy":"loud"}"#))["field"] == .string("privacy"))
+        #expect(try object(try call("PUT", "/v1/system/monitoring", #"{"intervalSeconds":1}"#))["field"] == .string("intervalSeconds"))
+        #expect(try object(try call("GET", "/v1/system/monitoring"))["privacy"] == .string("pseudonymous"))
+        let metrics = try call("GET", "/metrics")
+        #expect(metrics.status == 200 && metrics.contentType.hasPrefix("text/plain") && metrics.body.contains("conclave_"))
         let status = try object(try call("GET", "/v1/status"))
         #expect(status["version"] == .string("test") && status["securityMode"] == .string("mixed") && status["relayConnected"] == .bool(true))
         let spec = try call("GET", "/v1/openapi.yaml")

@@ -89,6 +89,11 @@ for _ in $(seq 100); do "$binary" status --run-directory "$run" 2>/dev/null | gr
 export CONCLAVE_API=conclave.test:8443 CONCLAVE_API_CA=$work/server-trust.pem
 export CONCLAVE_API_CERT=$pki/manager.pem CONCLAVE_API_KEY=$pki/manager.key
 ctl() { inns timeout 20 "$binary" ctl "$@"; }
+api() {  # api CERT-NAME curl-args… : prints the HTTP status, body in $work/body
+  local name=$1; shift
+  inns curl -sS -o "$work/body" -w '%{http_code}' --max-time 15 --cacert "$work/server-trust.pem" \
+    --cert "$pki/$name.pem" --key "$pki/$name.key" "$@"
+}
 for _ in $(seq 50); do ctl status >/dev/null 2>&1 && break; sleep 0.1; done
 ctl status >"$work/status.txt" || { cat "$work/supervise.log"; fail "ctl status"; }
 grep -q "security mode: mixed" "$work/status.txt" || { cat "$work/status.txt"; fail "status has no security mode"; }
@@ -158,6 +163,17 @@ grep "security-mode" "$work/audit.txt" | grep -q "CN=manager.*$fingerprint" || {
 grep "meeting-start" "$work/audit.txt" | grep -q "sha256:$fingerprint" || fail "meeting start not audited with the certificate"
 echo "security mode: written by the supervisor, audited with subject and fingerprint"
 
+# Monitoring settings through the supervisor; metrics on the same port.
+ctl metrics | grep -q "^conclave_" || fail "ctl metrics printed no conclave_ series"
+[ "$(api manager -X PUT -H 'Content-Type: application/json' --data '{"destinations":["127.0.0.1:8884 s3cret"],"privacy":"off","intervalSeconds":10}' \
+  https://conclave.test:8443/v1/system/monitoring)" = 200 ] || { cat "$work/body"; fail "PUT monitoring"; }
+grep -q '"privacy":"off"' "$work/body" && ! grep -q s3cret "$work/body" || { cat "$work/body"; fail "monitoring answer (privacy, no password)"; }
+python3 -c 'import json,sys; m = json.load(open(sys.argv[1]))["monitoring"]; assert m["privacy"] == "off" and m["intervalSeconds"] == 10, m' \
+  "$state/conclave.json" || fail "monitoring not written to conclave.json"
+[ "$(api manager -X PUT -H 'Content-Type: application/json' --data '{"destinations":["no such host name!"]}' \
+  https://conclave.test:8443/v1/system/monitoring)" = 400 ] && grep -q '"field":"destinations"' "$work/body" || { cat "$work/body"; fail "a bad destination was not refused with its field"; }
+echo "monitoring: written by the supervisor, password never returned; metrics served"
+
 # Users.
 printf 'correct horse battery\n' > "$work/pw"
 ctl users add alice@example.test --name Alice --password-file "$work/pw" | grep -q "added: alice@example.test" || fail "users add"
@@ -183,11 +199,6 @@ refused_at_handshake "no client certificate"
 refused_at_handshake "a self-signed certificate" --cert "$pki/selfsigned.pem" --key "$pki/selfsigned.key"
 refused_at_handshake "another CA's certificate" --cert "$pki/stranger.pem" --key "$pki/stranger.key"
 refused_at_handshake "an expired certificate" --cert "$pki/expired.pem" --key "$pki/expired.key"
-api() {  # api CERT-NAME curl-args… : prints the HTTP status, body in $work/body
-  local name=$1; shift
-  inns curl -sS -o "$work/body" -w '%{http_code}' --max-time 15 --cacert "$work/server-trust.pem" \
-    --cert "$pki/$name.pem" --key "$pki/$name.key" "$@"
-}
 [ "$(api second https://conclave.test:8443/v1/status)" = 200 ] || fail "a second certificate of the CA was refused"
 
 # Bad requests, answered while a slowloris connection is open and another client is served.
