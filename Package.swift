@@ -75,7 +75,7 @@ let package = Package(
         .target(
             name: "ConclaveControl",
             dependencies: [
-                "ConclaveCrypto", "ConclaveIdentity", "ConclaveRelay", "ConclaveSRTP", "ConclaveSystem", "ConclaveWire",
+                "ConclaveCrypto", "ConclaveIdentity", "ConclaveRelay", "ConclaveSIP", "ConclaveSRTP", "ConclaveSystem", "ConclaveWire",
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -116,6 +116,10 @@ let package = Package(
         .testTarget(name: "ConclaveRelayTests", dependencies: ["ConclaveRelay", "ConclaveSRTP", "ConclaveWire"]),
         .testTarget(name: "ConclaveIdentityTests", dependencies: ["ConclaveIdentity", "ConclaveCrypto", "ConclaveSystem"]),
         .testTarget(name: "ConclaveSIPTests", dependencies: ["ConclaveSIP", "ConclaveCrypto"]),
-        .testTarget(name: "ConclaveControlTests", dependencies: ["ConclaveControl", "ConclaveRelay", "ConclaveSRTP"]),
+        .testTarget(
+            name: "ConclaveControlTests",
+            dependencies: [
+                "ConclaveControl", "ConclaveRelay", "ConclaveSIP", "ConclaveSRTP", .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]),
     ]
 )
