@@ -378,6 +378,9 @@ public struct SIPStreamFramer: Sendable {
 
     public mutating func append(_ bytes: some Collection<UInt8>) { buffer.append(contentsOf: bytes) }
 
+    /// Bytes received and not yet cut into a message (after a framing error: the bad message).
+    public var pendingBytes: [UInt8] { buffer }
+
     /// The next whole message's bytes, nil when more are needed. A framing error is fatal for the
     /// connection: nothing after it can be trusted to start a message.
     public mutating func nextMessage() throws(SIPParseError) -> [UInt8]? {
