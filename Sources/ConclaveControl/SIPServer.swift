@@ -48,6 +48,12 @@ public final class SIPServer {
 
     public var transactionCount: Int { engine.transactionCount }
 
+    /// Follows the system security mode (`secured` → false); applies to the next INVITE.
+    public func setAllowsPlainRTP(_ allowed: Bool) {
+        eventLoop.preconditionInEventLoop()
+        engine.setAllowsPlainRTP(allowed)
+    }
+
     func connectionID() -> UInt64 {
         defer { nextConnection += 1 }
         return nextConnection

@@ -58,6 +58,10 @@ public struct SIPServerEngine: Sendable {
     }
 
     public var transactionCount: Int { invites.count + others.count }
+
+    /// The system security mode changed: new calls (and re-INVITEs) follow it at once; calls
+    /// already up keep their media until they end.
+    public mutating func setAllowsPlainRTP(_ allowed: Bool) { core.configuration.allowsPlainRTP = allowed }
     public var nextDeadline: ContinuousClock.Instant? { timers.nextDeadline }
 
     /// One datagram, or one frame cut by `SIPStreamFramer`. `newTag` is fresh randomness for a To

@@ -111,6 +111,16 @@ import Testing
         #expect(engine.transactionCount == 1)
     }
 
+    @Test func securityModeChangesApplyToTheNextInvite() throws {
+        var engine = engine()
+        engine.setAllowsPlainRTP(false)
+        let refused = engine.receive(bytes("INVITE", branch: "z9hG4bKs", body: CallCoreTests.offerBody), from: peer, now: start, newTag: "t")
+        #expect(sent(refused) == [100, 488])
+        engine.setAllowsPlainRTP(true)
+        let admitted = engine.receive(bytes("INVITE", branch: "z9hG4bKm", body: CallCoreTests.offerBody), from: peer, now: start, newTag: "u")
+        #expect(admission(admitted) != nil)
+    }
+
     @Test func streamFailureEndsItsTransactions() throws {
         var engine = engine()
         let tcp = SIPPeer(transport: .tcp, address: "203.0.113.7", port: 50000, connection: 7)
