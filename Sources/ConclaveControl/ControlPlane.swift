@@ -50,7 +50,7 @@ public struct ControlSettings: Sendable, Equatable {
 
 /// The control worker's state, confined to its one event loop: meetings, the relay link, the
 /// settings, the identity store and the certificate the control server presents. Sessions,
-/// the admin requests and (later) the command API all act through it.
+/// the admin requests, the command API and monitoring all act through it.
 public final class ControlPlane {
     public let eventLoop: EventLoop
     public let relay: RelayLink
