@@ -83,6 +83,7 @@ openssl req -x509 -new -key "$pki/selfsigned.key" -subj "/CN=selfsigned" -days 3
 # Backgrounded under `ip netns exec` directly, so that $! is the process itself (not a subshell).
 ip netns exec "$ns" "$binary" supervise --state "$state" --run-directory "$run" >"$work/supervise.log" 2>&1 &
 supervisor=$!
+disown "$supervisor"  # the cleanup's kill -9 is expected, not a job to report
 for _ in $(seq 100); do "$binary" status --run-directory "$run" 2>/dev/null | grep -q "control: pid" && break; sleep 0.1; done
 "$binary" status --run-directory "$run" | grep -q "control: pid" || { cat "$work/supervise.log"; fail "the daemon did not start"; }
 
